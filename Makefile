@@ -1,0 +1,34 @@
+# `make demo` and `make test` work from a fresh clone: each creates .venv
+# when it is missing and installs skvem with the extras it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= skvem-demo
+
+.PHONY: demo demo-quick test docs bench clean-venv
+
+$(VENV)/.installed-%: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(subst +,$(comma),$*)]'
+	@touch $@
+
+comma := ,
+
+demo: $(VENV)/.installed-demo
+	$(VENV)/bin/skvem demo --out $(OUT)
+
+demo-quick: $(VENV)/.installed-demo
+	$(VENV)/bin/skvem demo --quick --out $(OUT)
+
+test: $(VENV)/.installed-test+demo
+	$(PY) -m pytest -q tests
+
+docs: $(VENV)/.installed-docs+demo
+	$(MAKE) -C docs html SPHINXBUILD=$(abspath $(VENV))/bin/sphinx-build
+
+bench: $(VENV)/.installed-test+demo
+	$(PY) benchmarks/run.py --json benchmarks/results.json
+
+clean-venv:
+	rm -rf $(VENV)
