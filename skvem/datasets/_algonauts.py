@@ -1,0 +1,444 @@
+"""The Algonauts 2023 challenge data: loader and submission writer."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ..images import ImageSet
+from ._safe_pickle import load_pickled_dict
+
+__all__ = ["load_algonauts2023", "write_algonauts_submission"]
+
+ROI_FILES = ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words", "streams")
+
+# Official challenge sizes (Gifford et al., 2023): test images and vertices
+# per hemisphere, subjects 1-8. Used by write_algonauts_submission(strict=True).
+OFFICIAL_N_TEST = (159, 159, 293, 395, 159, 293, 159, 395)
+OFFICIAL_N_LH = (19004, 19004, 19004, 19004, 19004, 18978, 19004, 18981)
+OFFICIAL_N_RH = (20544, 20544, 20544, 20544, 20544, 20220, 20544, 20530)
+
+LAYOUT = """\
+Expected Algonauts 2023 layout:
+  <root>/subjXX/training_split/training_images/train-0001_nsd-00013.png ...
+  <root>/subjXX/training_split/training_fmri/lh_training_fmri.npy, rh_training_fmri.npy
+  <root>/subjXX/test_split/test_images/test-0001_nsd-00845.png ...
+  <root>/subjXX/roi_masks/{lh,rh}.<roi-file>_challenge_space.npy and mapping_<roi-file>.npy
+      (<roi-file>: prf-visualrois, floc-bodies, floc-faces, floc-places, floc-words, streams)
+optional:
+  <root>/subjXX/roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy
+  <root>/subjXX/test_split/test_fmri/{lh,rh}_test_fmri.npy
+  <root>/subjXX/test_split/noise_ceiling/{lh,rh}_noise_ceiling.npy"""
+
+_NAME_RE = re.compile(r"^(train|test)-(\d+)_nsd-(\d+)\.png$")
+
+
+def _subject_number(subject) -> int:
+    if isinstance(subject, str):
+        m = re.fullmatch(r"(?:subj)?0*(\d+)", subject.strip())
+        if m is None:
+            raise ValueError(f"subject must be 1-8 or 'subj01'...'subj08'; got {subject!r}")
+        subject = int(m.group(1))
+    if not isinstance(subject, Integral) or isinstance(subject, bool) or not 1 <= subject <= 8:
+        raise ValueError(f"subject must be an integer between 1 and 8; got {subject!r}")
+    return int(subject)
+
+
+def _missing(path, what):
+    return FileNotFoundError(f"{what} not found: {path!r}\n{LAYOUT}")
+
+
+def _subject_dir(root, subject):
+    root = os.fspath(root)
+    name = f"subj{subject:02d}"
+    candidate = os.path.join(root, name)
+    if os.path.isdir(candidate):
+        return candidate
+    # Also accept the subject folder itself as root.
+    if os.path.basename(os.path.normpath(root)) == name and os.path.isdir(root):
+        return root
+    raise _missing(candidate, f"subject folder of subject {subject}")
+
+
+def _image_list(folder, split):
+    if not os.path.isdir(folder):
+        raise _missing(folder, f"{split} image folder")
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(".png"))
+    if not names:
+        raise _missing(os.path.join(folder, f"{split}-0001_nsd-XXXXX.png"), f"{split} images")
+    numbers, ids = [], []
+    for f in names:
+        m = _NAME_RE.match(f)
+        if m is None or m.group(1) != split:
+            raise ValueError(
+                f"{os.path.join(folder, f)!r} is not named like '{split}-0001_nsd-00013.png'"
+            )
+        numbers.append(int(m.group(2)))
+        ids.append(int(m.group(3)))
+    numbers = np.asarray(numbers)
+    if not np.array_equal(numbers, np.arange(1, len(numbers) + 1)):
+        gap = int(np.flatnonzero(numbers != np.arange(1, len(numbers) + 1))[0]) + 1
+        raise ValueError(
+            f"{split} images in {folder!r} must be numbered {split}-0001 ... consecutively; "
+            f"{split}-{gap:04d} is missing or duplicated"
+        )
+    return [os.path.join(folder, f) for f in names], np.asarray(ids, dtype=np.int64)
+
+
+def _load_pair(directory, pattern, what):
+    """Load ``lh`` and ``rh`` arrays named by ``pattern.format(hemi)``."""
+    out = []
+    for hemi in ("lh", "rh"):
+        path = os.path.join(directory, pattern.format(hemi))
+        if not os.path.isfile(path):
+            raise _missing(path, f"{hemi} {what}")
+        out.append(np.load(path, allow_pickle=False))
+    return out
+
+
+def _check_fmri_pair(lh, rh, n_images, what, lh_path_hint):
+    for hemi, arr in (("lh", lh), ("rh", rh)):
+        if arr.ndim != 2:
+            raise ValueError(f"{hemi} {what} must be 2-D (images, vertices); got shape {arr.shape}")
+        if arr.shape[0] != n_images:
+            raise ValueError(
+                f"{hemi} {what} has {arr.shape[0]} rows but there are {n_images} images in "
+                f"{lh_path_hint!r}"
+            )
+
+
+def _load_rois(roi_dir, roi_files, n_lh, n_rh):
+    rois, by_hemi, groups = {}, {"lh": {}, "rh": {}}, {}
+    offsets = {"lh": 0, "rh": n_lh}
+    sizes = {"lh": n_lh, "rh": n_rh}
+    for roi_file in roi_files:
+        mapping_path = os.path.join(roi_dir, f"mapping_{roi_file}.npy")
+        if not os.path.isfile(mapping_path):
+            raise _missing(mapping_path, f"ROI mapping file of {roi_file!r}")
+        # The devkit reads this with np.load(allow_pickle=True).item(); we
+        # read the same dict without letting the file run code.
+        mapping = load_pickled_dict(mapping_path)
+        labels = {}
+        for key, name in mapping.items():
+            if not isinstance(key, (Integral, np.integer)) or not isinstance(name, str):
+                raise ValueError(
+                    f"{mapping_path!r} must map integer labels to ROI names; "
+                    f"found {key!r}: {name!r}"
+                )
+            labels[int(key)] = name
+        groups[roi_file] = [labels[k] for k in sorted(labels) if k != 0]
+        for hemi in ("lh", "rh"):
+            mask_path = os.path.join(roi_dir, f"{hemi}.{roi_file}_challenge_space.npy")
+            if not os.path.isfile(mask_path):
+                raise _missing(mask_path, f"{hemi} ROI mask of {roi_file!r}")
+            mask = np.load(mask_path, allow_pickle=False)
+            if mask.shape != (sizes[hemi],):
+                raise ValueError(
+                    f"{mask_path!r} has shape {mask.shape} but the {hemi} fMRI has "
+                    f"{sizes[hemi]} vertices"
+                )
+            unknown = set(np.unique(mask).astype(int).tolist()) - set(labels)
+            if unknown:
+                raise ValueError(
+                    f"{mask_path!r} has labels {sorted(unknown)} missing from {mapping_path!r}"
+                )
+            for label in sorted(labels):
+                if label == 0:
+                    continue
+                idx = np.flatnonzero(mask == label) + offsets[hemi]
+                name = labels[label]
+                prev = by_hemi[hemi].get(name)
+                by_hemi[hemi][name] = idx if prev is None else np.union1d(prev, idx)
+    for hemi in ("lh", "rh"):
+        for name, idx in by_hemi[hemi].items():
+            prev = rois.get(name)
+            rois[name] = idx if prev is None else np.union1d(prev, idx)
+    return rois, by_hemi, groups
+
+
+def _load_fsaverage_vertices(roi_dir, n_lh, n_rh):
+    out = {}
+    for hemi, n in (("lh", n_lh), ("rh", n_rh)):
+        path = os.path.join(roi_dir, f"{hemi}.all-vertices_fsaverage_space.npy")
+        if not os.path.isfile(path):
+            return None
+        vertices = np.flatnonzero(np.load(path, allow_pickle=False))
+        if vertices.size != n:
+            raise ValueError(
+                f"{path!r} selects {vertices.size} fsaverage vertices but the {hemi} fMRI has {n}"
+            )
+        out[hemi] = vertices
+    return out
+
+
+def _noise_ceiling_percent(lh, rh, n_lh, n_rh, folder):
+    for hemi, arr, n in (("lh", lh, n_lh), ("rh", rh, n_rh)):
+        if arr.reshape(-1).shape != (n,):
+            raise ValueError(
+                f"{hemi}_noise_ceiling.npy in {folder!r} has shape {arr.shape} but the {hemi} "
+                f"fMRI has {n} vertices"
+            )
+    nc = np.concatenate([lh.reshape(-1), rh.reshape(-1)]).astype(np.float64)
+    if np.nanmax(nc) <= 1.0 + 1e-6:
+        return 100.0 * nc
+    warnings.warn(
+        f"noise ceiling files in {folder!r} hold values above 1; taking them as percent already",
+        stacklevel=3,
+    )
+    return nc
+
+
+def load_algonauts2023(root, subject, *, rois=True):
+    """Load one subject of the Algonauts 2023 challenge data.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder holding ``subj01`` ... ``subj08`` (or one subject folder
+        itself), laid out as the challenge distributes it::
+
+            subjXX/training_split/training_images/train-0001_nsd-00013.png ...
+            subjXX/training_split/training_fmri/{lh,rh}_training_fmri.npy
+            subjXX/test_split/test_images/test-0001_nsd-00845.png ...
+            subjXX/roi_masks/{lh,rh}.<roi-file>_challenge_space.npy
+            subjXX/roi_masks/mapping_<roi-file>.npy
+
+        and optionally ``roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy``,
+        ``test_split/test_fmri/{lh,rh}_test_fmri.npy`` and
+        ``test_split/noise_ceiling/{lh,rh}_noise_ceiling.npy`` (released after
+        the challenge).
+    subject : int or str
+        1 to 8, or ``"subj01"`` ... ``"subj08"``.
+    rois : bool or list of str, default=True
+        Which ROI files to read: all six (``prf-visualrois``, ``floc-bodies``,
+        ``floc-faces``, ``floc-places``, ``floc-words``, ``streams``), a list
+        of them, or none (``False``).
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        images : ImageSet
+            The training images, read lazily from their PNG files, in file
+            name order (the order of the fMRI rows). ``images.ids`` holds the
+            NSD image id written in each file name (``nsd-00013`` -> 13), as
+            is.
+        fmri : ndarray of float32, shape (n_train, n_lh + n_rh)
+            Left then right hemisphere responses (z-scored within NSD session
+            and averaged over repeats by the organisers).
+        hemisphere_slices : dict
+            ``{"lh": slice(0, n_lh), "rh": slice(n_lh, n_lh + n_rh)}``.
+        test_images : ImageSet
+            The test images, ids as for ``images``.
+        test_fmri : ndarray of float32 or None
+            Test responses when ``test_split/test_fmri`` is present.
+        rois : dict of str -> ndarray of int
+            ROI name (``"V1v"``, ``"FFA-1"``, ``"early"`` ...) -> indices of
+            its vertices in ``fmri``'s columns, both hemispheres.
+        hemisphere_rois : dict
+            ``{"lh": {name: indices}, "rh": {name: indices}}``, indices into
+            the same concatenated columns.
+        roi_groups : dict of str -> list of str
+            ROI file -> the ROI names it defines.
+        fsaverage_vertices : dict or None
+            ``{"lh": ..., "rh": ...}``: the fsaverage vertex of every column of
+            each hemisphere, when the ``all-vertices`` files are present.
+        noise_ceiling : ndarray of float or None
+            Per-vertex noise ceiling of the *test* responses in percent (the
+            files hold fractions; they are multiplied by 100), or ``None``
+            when the files are absent.
+        subject : int
+        DESCR : str
+
+    Raises
+    ------
+    FileNotFoundError
+        When a required file or folder is missing; the message names the path
+        and shows the expected layout.
+    ValueError
+        When files disagree (rows of the fMRI vs. images, ROI masks vs.
+        vertices, badly named images).
+
+    Examples
+    --------
+    >>> from skvem.datasets import load_algonauts2023  # doctest: +SKIP
+    >>> data = load_algonauts2023("/data/algonauts_2023", subject=1)  # doctest: +SKIP
+    >>> data.fmri[:, data.rois["FFA-1"]].shape  # doctest: +SKIP
+    (9841, 683)
+    """
+    subject = _subject_number(subject)
+    if rois is True:
+        roi_files = ROI_FILES
+    elif rois is False or rois is None:
+        roi_files = ()
+    else:
+        roi_files = tuple([rois] if isinstance(rois, str) else rois)
+        unknown = [r for r in roi_files if r not in ROI_FILES]
+        if unknown:
+            raise ValueError(f"rois has unknown ROI files {unknown}; choose from {ROI_FILES}")
+
+    sdir = _subject_dir(root, subject)
+    train_dir = os.path.join(sdir, "training_split")
+    test_dir = os.path.join(sdir, "test_split")
+    roi_dir = os.path.join(sdir, "roi_masks")
+
+    train_paths, train_ids = _image_list(os.path.join(train_dir, "training_images"), "train")
+    test_paths, test_ids = _image_list(os.path.join(test_dir, "test_images"), "test")
+
+    fmri_dir = os.path.join(train_dir, "training_fmri")
+    lh, rh = _load_pair(fmri_dir, "{}_training_fmri.npy", "training fMRI")
+    _check_fmri_pair(
+        lh, rh, len(train_paths), "training fMRI", os.path.join(train_dir, "training_images")
+    )
+    n_lh, n_rh = lh.shape[1], rh.shape[1]
+    fmri = np.concatenate([lh, rh], axis=1).astype(np.float32, copy=False)
+    del lh, rh
+
+    test_fmri = None
+    test_fmri_dir = os.path.join(test_dir, "test_fmri")
+    if os.path.isdir(test_fmri_dir):
+        tlh, trh = _load_pair(test_fmri_dir, "{}_test_fmri.npy", "test fMRI")
+        _check_fmri_pair(
+            tlh, trh, len(test_paths), "test fMRI", os.path.join(test_dir, "test_images")
+        )
+        if (tlh.shape[1], trh.shape[1]) != (n_lh, n_rh):
+            raise ValueError(
+                f"test fMRI has {tlh.shape[1]} + {trh.shape[1]} vertices but training fMRI has "
+                f"{n_lh} + {n_rh}"
+            )
+        test_fmri = np.concatenate([tlh, trh], axis=1).astype(np.float32, copy=False)
+
+    noise_ceiling = None
+    nc_dir = os.path.join(test_dir, "noise_ceiling")
+    if os.path.isdir(nc_dir):
+        nlh, nrh = _load_pair(nc_dir, "{}_noise_ceiling.npy", "noise ceiling")
+        noise_ceiling = _noise_ceiling_percent(nlh, nrh, n_lh, n_rh, nc_dir)
+
+    if roi_files and not os.path.isdir(roi_dir):
+        raise _missing(roi_dir, "ROI mask folder")
+    roi_idx, hemi_rois, groups = _load_rois(roi_dir, roi_files, n_lh, n_rh)
+    fsaverage = _load_fsaverage_vertices(roi_dir, n_lh, n_rh) if os.path.isdir(roi_dir) else None
+
+    return Bunch(
+        images=ImageSet(train_paths, ids=train_ids),
+        fmri=fmri,
+        hemisphere_slices={"lh": slice(0, n_lh), "rh": slice(n_lh, n_lh + n_rh)},
+        test_images=ImageSet(test_paths, ids=test_ids),
+        test_fmri=test_fmri,
+        rois=roi_idx,
+        hemisphere_rois=hemi_rois,
+        roi_groups=groups,
+        fsaverage_vertices=fsaverage,
+        noise_ceiling=noise_ceiling,
+        subject=subject,
+        DESCR=(
+            f"Algonauts 2023 challenge data, subject {subject}: {len(train_paths)} training and "
+            f"{len(test_paths)} test images, {n_lh} left + {n_rh} right hemisphere vertices "
+            "(fsaverage, NSD betas z-scored within session and averaged over repeats).\n" + LAYOUT
+        ),
+    )
+
+
+def _hemisphere_slices(split, n_voxels):
+    if isinstance(split, Integral) and not isinstance(split, bool):
+        n_lh = int(split)
+        if not 0 < n_lh < n_voxels:
+            raise ValueError(
+                f"n_lh={n_lh} must split the {n_voxels} prediction columns into two non-empty parts"
+            )
+        return slice(0, n_lh), slice(n_lh, n_voxels)
+    if isinstance(split, dict) and set(split) >= {"lh", "rh"}:
+        lh, rh = split["lh"], split["rh"]
+        if not (isinstance(lh, slice) and isinstance(rh, slice)):
+            raise ValueError("hemisphere_slices must map 'lh' and 'rh' to slices")
+        lh_idx = np.arange(n_voxels)[lh]
+        rh_idx = np.arange(n_voxels)[rh]
+        if lh_idx.size == 0 or rh_idx.size == 0 or np.intersect1d(lh_idx, rh_idx).size:
+            raise ValueError(
+                f"hemisphere_slices {split} must select two non-empty, disjoint sets of the "
+                f"{n_voxels} prediction columns"
+            )
+        if lh_idx.size + rh_idx.size != n_voxels:
+            raise ValueError(
+                f"hemisphere_slices cover {lh_idx.size} + {rh_idx.size} columns but predictions "
+                f"have {n_voxels}"
+            )
+        return lh, rh
+    raise ValueError(
+        "hemisphere_slices must be a dict {'lh': slice, 'rh': slice} (load_algonauts2023's "
+        f"hemisphere_slices) or the number of left-hemisphere vertices; got {split!r}"
+    )
+
+
+def write_algonauts_submission(out_dir, subject, predictions, hemisphere_slices, *, strict=False):
+    """Write test-set predictions in the Algonauts 2023 submission layout.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Folder to write into (created if needed); the files go to
+        ``out_dir/subjXX/lh_pred_test.npy`` and ``rh_pred_test.npy``.
+    subject : int or str
+        1 to 8, or ``"subj01"`` ... ``"subj08"``.
+    predictions : array-like of shape (n_test, n_lh + n_rh)
+        Predicted responses to ``test_images``, left then right hemisphere.
+    hemisphere_slices : dict or int
+        ``load_algonauts2023(...).hemisphere_slices``, or the number of left
+        hemisphere vertices.
+    strict : bool, default=False
+        Also check the shapes against the official challenge sizes of the
+        subject (test images and vertices per hemisphere).
+
+    Returns
+    -------
+    paths : tuple of str
+        ``(lh_path, rh_path)``.
+
+    Raises
+    ------
+    ValueError
+        When predictions are not 2-D, not finite, or do not match the
+        hemisphere split (or the official sizes, with ``strict=True``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from skvem.datasets import write_algonauts_submission
+    >>> out = tempfile.mkdtemp()
+    >>> lh, rh = write_algonauts_submission(out, 1, np.zeros((4, 10)), 6)
+    >>> np.load(rh).shape
+    (4, 4)
+    """
+    subject = _subject_number(subject)
+    pred = np.asarray(predictions)
+    if pred.ndim != 2:
+        raise ValueError(f"predictions must be 2-D (n_test, n_vertices); got shape {pred.shape}")
+    if not np.issubdtype(pred.dtype, np.number):
+        raise ValueError(f"predictions must be numeric; got dtype {pred.dtype}")
+    pred = pred.astype(np.float32)
+    if not np.all(np.isfinite(pred)):
+        raise ValueError("predictions contain NaN or infinite values")
+    lh_slice, rh_slice = _hemisphere_slices(hemisphere_slices, pred.shape[1])
+    lh, rh = pred[:, lh_slice], pred[:, rh_slice]
+    if strict:
+        k = subject - 1
+        expected = (OFFICIAL_N_TEST[k], OFFICIAL_N_LH[k], OFFICIAL_N_RH[k])
+        found = (pred.shape[0], lh.shape[1], rh.shape[1])
+        if found != expected:
+            raise ValueError(
+                f"subject {subject} submissions need {expected[0]} test images x "
+                f"({expected[1]} lh + {expected[2]} rh) vertices; got {found[0]} x "
+                f"({found[1]} + {found[2]})"
+            )
+    folder = os.path.join(os.fspath(out_dir), f"subj{subject:02d}")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for hemi, arr in (("lh", lh), ("rh", rh)):
+        path = os.path.join(folder, f"{hemi}_pred_test.npy")
+        np.save(path, np.ascontiguousarray(arr, dtype=np.float32))
+        paths.append(path)
+    return tuple(paths)
