@@ -27,6 +27,7 @@ _EXPORTS = {
     "pearson_r": "skvem.metrics",
     "noise_ceiling": "skvem.metrics",
     "algonauts_score": "skvem.metrics",
+    "algonauts_score_voxels": "skvem.metrics",
     "correlation_scorer": "skvem.metrics",
     "clear_cache": "skvem._cache",
 }

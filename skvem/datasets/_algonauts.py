@@ -252,7 +252,9 @@ def load_algonauts2023(root, subject, *, rois=True):
             files hold fractions; they are multiplied by 100), or ``None``
             when the files are absent.
         subject : int
+            The subject number.
         DESCR : str
+            A description of the data.
 
     Raises
     ------

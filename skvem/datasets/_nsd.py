@@ -399,6 +399,7 @@ def load_nsd(
             Single-trial responses in presentation order, NaN where an image
             has fewer repeats.
         n_repeats : ndarray of int, shape (n_images,)
+            How many trials of each image were read.
         noise_ceiling : ndarray of float, shape (n_voxels,) or None
             :func:`skvem.metrics.noise_ceiling` of ``fmri_repeats`` in
             percent, for responses averaged over each image's repeats.
@@ -417,11 +418,13 @@ def load_nsd(
         hemisphere_slices : dict
             fsaverage: ``{"lh": slice, "rh": slice}`` of the columns.
         captions : list of list of str or None
+            Every COCO caption of each image, when ``captions`` was given.
         trials : dict of ndarray
             One entry per trial read: ``session``, ``trial`` (1-based within
             session), ``nsd_id`` (0-based), ``image_index`` (row of ``fmri``,
             -1 if dropped by ``min_repeats``).
         subject, sessions, space, DESCR
+            The arguments as resolved, and a description of the data.
 
     Raises
     ------

@@ -417,9 +417,11 @@ def make_scenes(
             RGB ``(image_size, image_size)`` images; ``images.captions`` are
             the descriptions and ``images.ids`` the scene numbers.
         descriptions : ndarray of str, shape (n_images,)
+            The same descriptions as ``images.captions``.
         fmri : ndarray of float32, shape (n_images, n_voxels)
             Responses averaged over repeats.
         fmri_repeats : ndarray of float32, shape (n_images, n_repeats, n_voxels)
+            Every noisy measurement, for noise ceilings.
         signal : ndarray of float32, shape (n_images, n_voxels)
             The noise-free response (``gain * signal + offset``).
         rois : dict of str -> ndarray of int
@@ -435,6 +437,7 @@ def make_scenes(
             contrast energy on an 8x8 grid; the semantic factors), for an
             oracle encoding model.
         latent_names : ndarray of str, shape (n_latents,)
+            The name of every column of ``latents``.
         scenes : list of dict
             Per-scene content: ``background`` (luminance, tone,
             texture_contrast), ``objects`` (category, group, color, size, row,
@@ -444,7 +447,9 @@ def make_scenes(
             The simulated subject: ``roi`` and ``snr``, ``gain``, ``offset``
             per voxel, and each ROI's tuning parameters.
         categories, colors : tuple of str
+            The object categories and colour names scenes draw from.
         DESCR : str
+            The generative model, ROI by ROI.
 
     Notes
     -----

@@ -1,0 +1,57 @@
+"""
+Dropping skvem into a himalaya voxelwise script
+===============================================
+
+Voxelwise-modeling scripts (e.g. the gallantlab voxelwise tutorials) end with
+``make_pipeline(StandardScaler(with_std=False), RidgeCV(...))`` on himalaya.
+:class:`~skvem.VoxelRidgeCV` is a drop-in for that last step: same alphas,
+same per-voxel choice, numpy outputs, and ``score`` is the mean voxel
+correlation so ``cross_val_score`` needs no ``scoring=``. The features can
+come from any skvem featurizer.
+"""
+
+# %%
+import time
+
+import numpy as np
+from himalaya.backend import set_backend
+from himalaya.ridge import RidgeCV
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skvem import ImageFeaturizer, VoxelRidgeCV
+from skvem.datasets import make_scenes
+from skvem.metrics import pearson_r
+
+data = make_scenes(n_images=800, random_state=0)
+features = ImageFeaturizer(backbone="small-cnn", random_state=0).fit_transform(data.images)
+X_train, X_test = features[:600], features[600:]
+Y_train, Y_test = data.fmri[:600], data.fmri[600:]
+alphas = np.logspace(-2, 6, 9)
+cv = KFold(5)
+
+# %%
+# The himalaya script as it was
+# -----------------------------
+set_backend("numpy", on_error="warn")
+t0 = time.perf_counter()
+himalaya_model = make_pipeline(StandardScaler(with_std=False), RidgeCV(alphas=alphas, cv=cv))
+himalaya_model.fit(X_train, Y_train)
+himalaya_seconds = time.perf_counter() - t0
+r_himalaya = pearson_r(Y_test, np.asarray(himalaya_model.predict(X_test)))
+
+# %%
+# The same script with skvem's ridge
+# ----------------------------------
+t0 = time.perf_counter()
+skvem_model = make_pipeline(StandardScaler(with_std=False), VoxelRidgeCV(alphas=alphas, cv=cv))
+skvem_model.fit(X_train, Y_train)
+skvem_seconds = time.perf_counter() - t0
+r_skvem = skvem_model[-1].score_voxels(skvem_model[0].transform(X_test), Y_test)
+
+same_alpha = np.mean(skvem_model[-1].best_alphas_ == np.asarray(himalaya_model[-1].best_alphas_))
+print(f"himalaya RidgeCV: mean r = {r_himalaya.mean():.4f} ({himalaya_seconds:.2f} s)")
+print(f"skvem VoxelRidgeCV: mean r = {r_skvem.mean():.4f} ({skvem_seconds:.2f} s)")
+print(f"same alpha for {100 * same_alpha:.1f}% of voxels; "
+      f"largest prediction difference {np.abs(r_skvem - r_himalaya).max():.2e} in r")
