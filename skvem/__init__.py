@@ -30,6 +30,7 @@ _EXPORTS = {
     "algonauts_score_voxels": "skvem.metrics",
     "correlation_scorer": "skvem.metrics",
     "clear_cache": "skvem._cache",
+    "ModelNotFoundError": "skvem._hub",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

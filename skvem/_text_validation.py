@@ -1,0 +1,69 @@
+"""Validation of the captions that text steps take as ``X``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_texts"]
+
+
+def check_texts(X, *, owner="this estimator") -> list:
+    """Return ``X`` as a list of ``str``, or raise a clear error.
+
+    Parameters
+    ----------
+    X : sequence of str
+        A list or tuple, a 1-D ndarray of str or object, a pandas Series, or
+        a single column: a 2-D array or DataFrame shaped ``(n, 1)`` (what
+        ``ColumnTransformer`` passes). Empty strings are allowed.
+    owner : str
+        Named in error messages.
+
+    Returns
+    -------
+    texts : list of str, length n
+
+    Raises
+    ------
+    TypeError
+        For a bare string, or any element that is not a ``str`` (the message
+        names its index and type).
+    ValueError
+        For arrays with more than one column.
+    """
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{owner} expects a sequence of captions, got a single {type(X).__name__}; "
+            "wrap it in a list: [text]"
+        )
+    if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2:  # pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(f"{owner} expects one column of captions; got {X.shape[1]} columns")
+        X = X.iloc[:, 0]
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas Series
+        X = X.to_numpy(dtype=object)
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2:
+            if X.shape[1] != 1:
+                raise ValueError(
+                    f"{owner} expects captions shaped (n,) or (n, 1); got shape {X.shape}"
+                )
+            X = X[:, 0]
+        elif X.ndim != 1:
+            raise ValueError(f"{owner} expects captions shaped (n,) or (n, 1); got shape {X.shape}")
+        items = X.tolist()
+    else:
+        try:
+            items = list(X)
+        except TypeError:
+            raise TypeError(f"{owner} expects a sequence of str, got {type(X).__name__}") from None
+        # A list of one-element rows is the (n, 1) column form.
+        if items and all(isinstance(x, (list, tuple)) and len(x) == 1 for x in items):
+            items = [x[0] for x in items]
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{owner} expects every caption to be a str; caption {i} is "
+                f"{type(text).__name__} ({text!r:.60})"
+            )
+    return [str(t) for t in items]
