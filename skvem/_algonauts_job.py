@@ -15,9 +15,10 @@ __all__ = ["AlgonautsJob", "build_llm_vem"]
 def build_llm_vem(
     *,
     backbone="open_clip:EVA02-B-16",
-    pretrained=None,
+    pretrained="auto",
     captioner=None,
     prompt=None,
+    max_new_tokens=None,
     text_model="ViT-L-14",
     text_pretrained="openai",
     alignment_weight=0.1,
@@ -47,16 +48,17 @@ def build_llm_vem(
             caption_options["model"] = captioner
         if prompt is not None:
             caption_options["prompt"] = prompt
+        if max_new_tokens is not None:
+            caption_options["max_new_tokens"] = max_new_tokens
         text = make_pipeline(
             CaptionTransformer(**caption_options),
             CLIPTextEmbedder(model=text_model, pretrained=text_pretrained, device=device),
         )
     options = {k: v for k, v in featurizer_options.items() if v is not None}
-    if pretrained is not None:
-        options["pretrained"] = pretrained
     return make_pipeline(
         AlignedImageFeaturizer(
             backbone=backbone,
+            pretrained=pretrained,
             text=text,
             alignment_weight=alignment_weight,
             device=device,
@@ -75,9 +77,10 @@ class AlgonautsJob:
     root: str
     subject: int
     backbone: str = "open_clip:EVA02-B-16"
-    pretrained: str | None = None
+    pretrained: str | None = "auto"
     captioner: str | None = None
     prompt: str | None = None
+    max_new_tokens: int | None = None
     text_model: str = "ViT-L-14"
     text_pretrained: str = "openai"
     alignment_weight: float = 0.1
@@ -105,7 +108,7 @@ class AlgonautsJob:
         val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
         model = build_llm_vem(
             backbone=self.backbone, pretrained=self.pretrained, captioner=self.captioner,
-            prompt=self.prompt, text_model=self.text_model, text_pretrained=self.text_pretrained,
+            prompt=self.prompt, max_new_tokens=self.max_new_tokens, text_model=self.text_model, text_pretrained=self.text_pretrained,
             alignment_weight=self.alignment_weight, device=self.device, seed=self.seed,
             verbose=self.verbose, epochs=self.epochs, batch_size=self.batch_size,
             n_components=self.n_components,

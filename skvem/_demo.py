@@ -45,6 +45,7 @@ class DemoSettings:
     folds: int = 5
     epochs: int = 12
     alignment_weight: float = 0.1
+    n_components: int = 32
     seed: int = 0
 
     @classmethod
@@ -64,12 +65,17 @@ def build_models(settings: DemoSettings, *, device="auto", text_model=DEMO_TEXT_
     from skvem.ridge import VoxelRidgeCV
     from skvem.text import SentenceEmbedder
 
+    # A tiny run (as in the tests) has fewer training images than PCs.
+    n_train = settings.n_images * (settings.folds - 1) // settings.folds
+    n_components = min(settings.n_components, int(0.8 * n_train))
+
     def trained(alignment_weight, text):
         return make_pipeline(
             AlignedImageFeaturizer(
                 backbone="small-cnn",
                 text=text,
                 alignment_weight=alignment_weight,
+                n_components=n_components,
                 epochs=settings.epochs,
                 device=device,
                 random_state=settings.seed,

@@ -105,7 +105,7 @@ def _cmd_caption(args) -> int:
         options["max_new_tokens"] = args.max_new_tokens
     if args.cache_dir is not None:
         options["cache_dir"] = False if args.cache_dir == "none" else args.cache_dir
-    captioner = CaptionTransformer(**options)
+    captioner = CaptionTransformer(**options).fit()
     n_total = sum(len(images) for _, images, _ in sources)
     print(f"Captioning {n_total} images with {args.model}", file=sys.stderr, flush=True)
     # Captions are cached per batch as they are made: a killed run resumes
@@ -131,6 +131,10 @@ def _cmd_caption(args) -> int:
 # ---------------------------------------------------------------------------
 
 
+def _none_or(value):
+    return None if value is not None and value.lower() == "none" else value
+
+
 def _cmd_algonauts(args) -> int:
     from skvem._algonauts_job import AlgonautsJob
 
@@ -138,11 +142,12 @@ def _cmd_algonauts(args) -> int:
         root=args.root,
         subject=args.subject,
         backbone=args.backbone,
-        pretrained=args.pretrained,
+        pretrained=_none_or(args.pretrained),
         captioner=args.captioner,
         prompt=args.prompt,
+        max_new_tokens=args.max_new_tokens,
         text_model=args.text_model,
-        text_pretrained=args.text_pretrained,
+        text_pretrained=_none_or(args.text_pretrained),
         alignment_weight=args.alignment_weight,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -235,11 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     alg.add_argument("--subject", type=int, required=True, help="subject number (1-8)")
     alg.add_argument("--out", required=True, help="submission folder")
     alg.add_argument("--backbone", default="open_clip:EVA02-B-16", help="image backbone (default: %(default)s)")
-    alg.add_argument("--pretrained", default="merged2b_s8b_b131k", help="backbone weights tag or file (default: %(default)s)")
+    alg.add_argument("--pretrained", default="auto", help="backbone weights: a tag, a checkpoint file, 'auto' (the library's default) or 'none' (random init) (default: %(default)s)")
     alg.add_argument("--captioner", default=None, help="captioning model id or folder (default: CaptionTransformer's)")
     alg.add_argument("--prompt", default=None, help="captioning prompt for chat models")
+    alg.add_argument("--max-new-tokens", type=int, default=None, help="longest caption in tokens (default: CaptionTransformer's)")
     alg.add_argument("--text-model", default="ViT-L-14", help="open_clip text model (default: %(default)s)")
-    alg.add_argument("--text-pretrained", default="openai", help="its weights (default: %(default)s)")
+    alg.add_argument("--text-pretrained", default="openai", help="its pretrained tag or checkpoint; 'none' for local-dir:/hf-hub: models (default: %(default)s)")
     alg.add_argument("--alignment-weight", type=float, default=0.1, help="weight of the contrastive loss; 0 trains without language (default: %(default)s)")
     alg.add_argument("--epochs", type=int, default=None, help="training epochs (default: AlignedImageFeaturizer's)")
     alg.add_argument("--batch-size", type=int, default=None, help="training batch size")
