@@ -1,0 +1,225 @@
+"""From an ImageSet to batches of pixels on the device, and to features.
+
+Images are decoded and resized one batch at a time (optionally in DataLoader
+workers), as compact ``uint8`` tensors; normalisation happens on the device.
+Frozen features can be cached per image (:mod:`skvem._cache`), and a batch
+that does not fit in accelerator memory is split and retried.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from skvem._progress import progress
+from skvem._torch_utils import is_oom_error
+
+__all__ = ["PixelStore", "autocast", "extract_features", "free_accelerator_memory"]
+
+# Training keeps the resized uint8 pixels of the whole training set in memory
+# when they take less than this (10,000 images at 224 px take 1.5 GB); above
+# it, images are decoded again every epoch.
+PRELOAD_MAX_BYTES = 4 * 1024**3
+
+
+class _PixelDataset(torch.utils.data.Dataset):
+    def __init__(self, images, preprocess):
+        self.images = images
+        self.preprocess = preprocess
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.preprocess.to_uint8(self.images.get_pil(int(i)))
+
+
+def _loader(images, preprocess, index_batches, num_workers, pin_memory):
+    return torch.utils.data.DataLoader(
+        _PixelDataset(images, preprocess),
+        batch_sampler=[list(map(int, b)) for b in index_batches],
+        num_workers=int(num_workers),
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
+
+
+def _chunks(indices, size):
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+def autocast(device, dtype):
+    """Autocast to ``dtype`` on ``device``; nothing to do for float32."""
+    if dtype is None or dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def free_accelerator_memory(device):
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+class PixelStore:
+    """The preprocessed ``uint8`` pixels of an image set: in memory, or streamed.
+
+    Parameters
+    ----------
+    images : ImageSet
+    preprocess : Preprocess
+    num_workers : int
+        DataLoader workers for decoding.
+    max_bytes : int, optional
+        Keep the pixels in memory when they take at most this
+        (default: ``PRELOAD_MAX_BYTES``).
+    verbose : bool
+    """
+
+    def __init__(self, images, preprocess, *, num_workers=0, max_bytes=None,
+                 batch_size=64, verbose=False, desc="decoding images"):
+        self.images = images
+        self.preprocess = preprocess
+        self.num_workers = num_workers
+        self.pixels = None
+        n = len(images)
+        if n == 0:
+            return
+        first = preprocess.to_uint8(images.get_pil(0))
+        if n * first.numel() <= (PRELOAD_MAX_BYTES if max_bytes is None else max_bytes):
+            self.pixels = torch.empty((n, *first.shape), dtype=torch.uint8)
+            batches = _chunks(np.arange(n), batch_size)
+            loader = _loader(images, preprocess, batches, num_workers, False)
+            for idx, batch in zip(batches, progress(loader, verbose=verbose, desc=desc,
+                                                    total=len(batches), unit="batch"), strict=True):
+                self.pixels[idx[0] : idx[-1] + 1] = batch
+
+    def __len__(self):
+        return len(self.images)
+
+    def batches(self, index_batches, *, pin_memory=False):
+        """Yield one ``uint8`` tensor ``(b, 3, H, W)`` per array of indices."""
+        if self.pixels is not None:
+            for idx in index_batches:
+                yield self.pixels[torch.as_tensor(np.asarray(idx), dtype=torch.long)]
+            return
+        yield from _loader(self.images, self.preprocess, index_batches, self.num_workers, pin_memory)
+
+
+class _OOMSplitter:
+    """Run a function on sub-batches, halving their size after an out-of-memory error."""
+
+    def __init__(self, batch_size, device, what):
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.what = what
+
+    def __call__(self, fn, x):
+        outs = []
+        start = 0
+        while start < len(x):
+            size = self.batch_size
+            try:
+                outs.append(fn(x[start : start + size]))
+                start += size
+            except Exception as exc:
+                if not is_oom_error(exc) or size <= 1:
+                    raise
+                free_accelerator_memory(self.device)
+                self.batch_size = max(1, size // 2)
+                warnings.warn(
+                    f"{self.what}: out of {self.device.type} memory with batch_size={size}; "
+                    f"retrying with batch_size={self.batch_size}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+
+def extract_features(forward, images, preprocess, *, batch_size, device, dtype=None,
+                     num_workers=0, cache=None, namespace=None, verbose=False,
+                     desc="extracting features", what="feature extraction", oom_state=None):
+    """Run ``forward`` over every image, in batches, under ``torch.inference_mode``.
+
+    Parameters
+    ----------
+    forward : callable
+        Normalised float batch on ``device`` -> ``(b, d)`` tensor.
+    images : ImageSet or PixelStore
+    preprocess : Preprocess
+    batch_size : int
+    device : torch.device
+    dtype : torch.dtype, optional
+        Autocast dtype (bfloat16 on CUDA).
+    num_workers : int
+    cache : DiskCache, optional
+        With ``namespace``: features are looked up per image fingerprint and
+        the missing ones are stored after each batch, so an interrupted run
+        resumes where it stopped.
+    verbose : bool
+    oom_state : dict, optional
+        Receives ``"batch_size"``: the batch size that fitted in memory.
+
+    Returns
+    -------
+    features : ndarray of shape (n_images, d), float32
+    """
+    store = images if isinstance(images, PixelStore) else None
+    n = len(images)
+    found = {}
+    if cache is not None and store is None:
+        fps = images.fingerprints()
+        found = cache.get_many(namespace, fps)
+        todo_fp = {}
+        for pos, fp in enumerate(fps):
+            if fp not in found and fp not in todo_fp:
+                todo_fp[fp] = pos
+        todo = np.fromiter(todo_fp.values(), dtype=np.int64, count=len(todo_fp))
+    else:
+        fps = None
+        todo = np.arange(n)
+
+    computed = {}
+    if len(todo):
+        batches = _chunks(todo, batch_size)
+        pin = device.type == "cuda"
+        if store is not None:
+            source = store.batches(batches, pin_memory=pin)
+        else:
+            source = _loader(images, preprocess, batches, num_workers, pin)
+        splitter = _OOMSplitter(batch_size, device, what)
+
+        def run(pixels):
+            x = preprocess.normalize(pixels.to(device, non_blocking=True))
+            with autocast(device, dtype):
+                return forward(x).float()
+
+        with torch.inference_mode():
+            for idx, pixels in zip(batches, progress(source, verbose=verbose, desc=desc,
+                                                     total=len(batches), unit="batch"), strict=True):
+                feats = splitter(run, pixels).cpu().numpy().astype(np.float32, copy=False)
+                feats = feats.reshape(len(idx), -1)
+                if fps is not None:
+                    new = {fps[i]: np.ascontiguousarray(f).tobytes() for i, f in zip(idx, feats, strict=True)}
+                    cache.put_many(namespace, new)
+                    found.update(new)
+                else:
+                    for i, f in zip(idx, feats, strict=True):
+                        computed[int(i)] = f
+        if oom_state is not None:
+            oom_state["batch_size"] = splitter.batch_size
+
+    if fps is not None:
+        if n == 0:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([np.frombuffer(found[fp], dtype=np.float32) for fp in fps])
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([computed[i] for i in range(n)])
