@@ -145,7 +145,7 @@ def run(quick: bool = False) -> dict:
     }
 
 
-def _print(r):
+def print_table(r):
     print(f"{'path':<22} {'images/s':>10} {'ratio':>8}")
     print(f"{'one-image loop':<22} {r['loop_images_per_s']:>10.1f} {1.0:>8.2f}")
     print(
@@ -165,7 +165,7 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     results = run(quick=args.quick)
-    _print(results)
+    print_table(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -245,7 +245,7 @@ def run(quick: bool = False) -> dict:
     return results
 
 
-def _print(results):
+def print_table(results):
     print(f"featurizers vs plain PyTorch (CPU, {results['torch_threads']} threads; best of runs)")
     print("ratio = estimator speed / plain speed (wall clock); cpu = the same on process CPU time")
     print(f"{'backbone':<10}{'task':<24}{'estimator img/s':>16}{'plain img/s':>13}{'ratio':>7}{'cpu':>6}")
@@ -267,7 +267,7 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     results = run(quick=args.quick)
-    _print(results)
+    print_table(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -70,7 +70,7 @@ def run(quick: bool = False) -> dict:
     }
 
 
-def _print(results):
+def print_table(results):
     print(f"make_scenes timing (best of runs; budget {BUDGET_S:.0f} s per 2,000 scenes at 64 px)")
     print(f"{'n_images':>9}{'px':>5}{'seconds':>9}{'ms/scene':>10}{'vs main':>9}{'vs budget':>11}")
     for r in results["runs"]:
@@ -91,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     results = run(quick=args.quick)
-    _print(results)
+    print_table(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -147,7 +147,7 @@ def run(quick: bool = False) -> dict:
         }
 
 
-def _print(results):
+def print_table(results):
     header = ("comparison", "n", "plain /s", "skvem /s", "ratio", "max diff")
     print("{:<12} {:>6} {:>10} {:>10} {:>7} {:>9}".format(*header))
     for name, row in results.items():
@@ -167,7 +167,7 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     results = run(quick=args.quick)
-    _print(results)
+    print_table(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -433,9 +433,34 @@ def memoized(kind: str, key, loader):
             del _models[old]
         if evict:
             _collect_garbage()
-        value = loader()
+        with _quiet_weight_loading():
+            value = loader()
         _models[full] = value
         return value
+
+
+class _quiet_weight_loading:
+    """Hide transformers' per-tensor "Loading weights" bars while a model loads.
+
+    skvem shows its own progress bars, switched by ``verbose``; a bar per
+    checkpoint in every fold of a cross-validation only buries them.
+    """
+
+    def __enter__(self):
+        self._hf = None
+        try:
+            from transformers.utils import logging as hf_logging
+        except ImportError:  # pragma: no cover - transformers is a dependency
+            return self
+        self._hf = hf_logging
+        self._was_enabled = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc):
+        if self._hf is not None and self._was_enabled:
+            self._hf.enable_progress_bar()
+        return False
 
 
 def release_models(kind: str | None = None) -> None:

@@ -1,0 +1,92 @@
+"""Run every side-by-side benchmark and print one table of ratios.
+
+Each ``bench_<area>.py`` module compares skvem with a reference (himalaya,
+scikit-learn, a plain PyTorch / open_clip / sentence-transformers loop, a
+one-at-a-time loop) within one process and reports ratios, which stay
+meaningful on a shared, noisy machine where absolute times do not.
+
+    python benchmarks/run.py [--quick] [--only ridge,text] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+AREAS = ("ridge", "featurizers", "text", "captioning", "scenes")
+
+
+def headline_ratios(result, prefix=""):
+    """Every ``*ratio*`` number of a nested result, as ``(path, value)`` pairs."""
+    rows = []
+    if isinstance(result, dict):
+        for key, value in result.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and "ratio" in str(key):
+                rows.append((path, float(value)))
+            else:
+                rows.extend(headline_ratios(value, path))
+    elif isinstance(result, list):
+        for i, value in enumerate(result):
+            label = value.get("name") or value.get("method") or value.get("backbone") or i \
+                if isinstance(value, dict) else i
+            rows.extend(headline_ratios(value, f"{prefix}[{label}]"))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (minutes, not tens)")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(AREAS)}")
+    parser.add_argument("--json", help="write every result to this JSON file")
+    args = parser.parse_args(argv)
+    areas = AREAS if not args.only else tuple(a.strip() for a in args.only.split(","))
+    unknown = [a for a in areas if a not in AREAS]
+    if unknown:
+        parser.error(f"unknown benchmarks {unknown}; choose from {AREAS}")
+
+    sys.path.insert(0, HERE)
+    results = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "platform": platform.platform()},
+        "quick": args.quick,
+        "benchmarks": {},
+    }
+    failed = []
+    for area in areas:
+        print(f"\n=== {area} ===", flush=True)
+        module = importlib.import_module(f"bench_{area}")
+        start = time.perf_counter()
+        try:
+            result = module.run(quick=args.quick)
+        except Exception:  # one broken benchmark must not hide the others
+            traceback.print_exc()
+            failed.append(area)
+            continue
+        module.print_table(result)
+        result["_seconds"] = time.perf_counter() - start
+        results["benchmarks"][area] = result
+
+    print("\n=== ratios (see each table above for what they compare) ===")
+    for area, result in results["benchmarks"].items():
+        for path, value in headline_ratios(result):
+            print(f"{area:<12} {path:<60} {value:8.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+        print(f"\nwrote {args.json}")
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
