@@ -1,0 +1,259 @@
+"""Input validation shared by skvem's estimators and metrics.
+
+Every public entry point of skvem checks its arrays here, so that bad input
+(NaN voxels, a 3-D response array, a length mismatch between images and
+responses, ...) fails early with a ``ValueError`` that names the argument and
+the problem, instead of crashing deep inside torch or himalaya.
+
+The helpers only validate and convert; they never copy an array that already
+has the requested dtype and layout, because fMRI response matrices can take
+several gigabytes.
+"""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "check_fmri",
+    "check_features",
+    "check_finite",
+    "check_n_samples",
+    "check_positive_int",
+]
+
+_FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def _as_float_array(a, *, name, dtype):
+    """Convert ``a`` to a numeric float ndarray, with messages naming ``name``."""
+    if a is None:
+        raise ValueError(f"{name} is None; an array is required.")
+    if sp.issparse(a):
+        raise TypeError(
+            f"{name} is a sparse matrix; skvem needs a dense array "
+            f"(call {name}.toarray() first)."
+        )
+    if isinstance(a, (str, bytes)) or np.isscalar(a):
+        raise ValueError(f"{name} must be an array, got the scalar {a!r}.")
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and other oddities
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if np.iscomplexobj(arr):
+        raise ValueError(f"Complex data not supported for {name}.")
+    if dtype is None:
+        target = arr.dtype if arr.dtype in _FLOAT_DTYPES else np.float64
+    else:
+        target = np.dtype(dtype)
+    if arr.dtype != target:
+        if arr.dtype.kind not in "biuf" and arr.dtype != object:
+            raise ValueError(
+                f"{name} must hold numbers; got an array of dtype {arr.dtype}."
+            )
+        try:
+            arr = arr.astype(target)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must hold numbers: {exc}") from exc
+    return arr
+
+
+def check_finite(a, *, name, allow_nan=False):
+    """Raise a ``ValueError`` if ``a`` holds NaN or infinite values.
+
+    The common case (everything finite) costs one reduction and no temporary
+    array: the sum of a float array is finite only if every element is
+    finite (or, rarely, the sum overflows, in which case we fall back to an
+    element-wise test).
+
+    Parameters
+    ----------
+    a : ndarray of float
+        Array to check.
+    name : str
+        Name of the argument, used in the error message.
+    allow_nan : bool, default=False
+        If True, only infinite values are rejected (NaN is used by some
+        functions as padding for missing repeats).
+
+    Raises
+    ------
+    ValueError
+        If ``a`` contains NaN (unless ``allow_nan``) or +/-inf. The message
+        counts the bad values and gives the index of the first one.
+    """
+    if a.dtype.kind != "f" or a.size == 0:
+        return
+    if not allow_nan:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(a.sum()):
+                return
+    n_nan = 0 if allow_nan else int(np.count_nonzero(np.isnan(a)))
+    n_inf = int(np.count_nonzero(np.isinf(a)))
+    if n_nan == 0 and n_inf == 0:
+        return
+    kind = "NaN" if n_nan else "infinite (inf)"
+    bad = np.isnan(a) if n_nan else np.isinf(a)
+    first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
+    first = first[0] if len(first) == 1 else first
+    parts = []
+    if n_nan:
+        parts.append(f"{n_nan} NaN")
+    if n_inf:
+        parts.append(f"{n_inf} infinite (inf)")
+    raise ValueError(
+        f"{name} contains {' and '.join(parts)} value(s); the first {kind} "
+        f"value is at index {first}. Remove or impute them before fitting "
+        "(e.g. drop voxels outside the brain mask)."
+    )
+
+
+def check_n_samples(n_expected, n_found, *, name, ref_name="X"):
+    """Raise a ``ValueError`` if two arrays disagree on the number of samples.
+
+    Parameters
+    ----------
+    n_expected : int
+        Number of samples (rows) of the reference array ``ref_name``.
+    n_found : int
+        Number of samples of ``name``.
+    name, ref_name : str
+        Argument names used in the message.
+    """
+    if n_expected is not None and n_found != n_expected:
+        raise ValueError(
+            f"{name} has {n_found} samples (rows) but {ref_name} has "
+            f"{n_expected}; they must describe the same images, one row each."
+        )
+
+
+def check_fmri(y, n_samples=None, *, name="y", dtype=None):
+    """Validate an fMRI response array: one row per image, one column per voxel.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_voxels)
+        Responses. A 1-D array is a single voxel, as in scikit-learn.
+    n_samples : int or None, default=None
+        Expected number of rows (the number of images); ``None`` skips the
+        check.
+    name : str, default="y"
+        Name of the argument, used in error messages.
+    dtype : dtype or None, default=None
+        Requested float dtype. ``None`` keeps float32 and float64 arrays
+        as they are (no copy) and converts anything else to float64.
+
+    Returns
+    -------
+    y_2d : ndarray of shape (n_samples, n_voxels)
+        The responses as a 2-D float array (a view of ``y`` when no
+        conversion was needed).
+    was_1d : bool
+        True if ``y`` was 1-D, so that callers can return 1-D results.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is empty, has zero voxels, is not 1-D or 2-D, contains NaN
+        or infinite values, or does not have ``n_samples`` rows.
+    TypeError
+        If ``y`` is a sparse matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvem._validation import check_fmri
+    >>> y2, was_1d = check_fmri(np.arange(4.0))
+    >>> y2.shape, was_1d
+    ((4, 1), True)
+    """
+    y = _as_float_array(y, name=name, dtype=dtype)
+    if y.ndim == 0:
+        raise ValueError(f"{name} must be an array, got a scalar.")
+    if y.ndim > 2:
+        hint = ""
+        if y.ndim == 3:
+            hint = (
+                " If the middle axis holds repeated presentations, average it "
+                f"first ({name}.mean(axis=1)); skvem.metrics.noise_ceiling "
+                "takes the repeats."
+            )
+        raise ValueError(
+            f"{name} must be 1-D (one voxel) or 2-D (n_samples, n_voxels); "
+            f"got a {y.ndim}-D array of shape {y.shape}.{hint}"
+        )
+    was_1d = y.ndim == 1
+    y2 = y[:, None] if was_1d else y
+    if y2.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples (shape {y.shape}).")
+    if y2.shape[1] == 0:
+        raise ValueError(f"{name} has 0 voxels (shape {y.shape}); nothing to fit.")
+    check_n_samples(n_samples, y2.shape[0], name=name)
+    check_finite(y2, name=name)
+    return y2, was_1d
+
+
+def check_features(X, n_samples=None, *, name="X", dtype=None):
+    """Validate a 2-D feature matrix ``(n_samples, n_features)``.
+
+    This is for functions; estimators use
+    :func:`sklearn.utils.validation.validate_data`, which also records
+    ``n_features_in_``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Features, one row per image.
+    n_samples : int or None, default=None
+        Expected number of rows; ``None`` skips the check.
+    name : str, default="X"
+        Name of the argument, used in error messages.
+    dtype : dtype or None, default=None
+        Requested float dtype; ``None`` keeps float32/float64 and converts
+        anything else to float64.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        The features as a 2-D float array (``X`` itself when no conversion
+        was needed).
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D, is empty, has 0 features, contains NaN or
+        infinite values, or does not have ``n_samples`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvem._validation import check_features
+    >>> check_features(np.ones((3, 2)), dtype=np.float32).dtype
+    dtype('float32')
+    """
+    X = _as_float_array(X, name=name, dtype=dtype)
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got a {X.ndim}-D "
+            f"array of shape {X.shape}. Reshape a single feature with "
+            f"{name}.reshape(-1, 1) or a single sample with {name}.reshape(1, -1)."
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples (shape {X.shape}).")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features (shape {X.shape}).")
+    check_n_samples(n_samples, X.shape[0], name=name, ref_name="y")
+    check_finite(X, name=name)
+    return X
+
+
+def check_positive_int(value, *, name, minimum=1, allow_none=False):
+    """Return ``value`` as an int, or raise a ``ValueError`` naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
