@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -65,7 +66,9 @@ def main(argv=None) -> int:
         module = importlib.import_module(f"bench_{area}")
         start = time.perf_counter()
         try:
-            result = module.run(quick=args.quick)
+            # A module that prints its own table while it runs is asked not to.
+            quiet = {"verbose": False} if "verbose" in inspect.signature(module.run).parameters else {}
+            result = module.run(quick=args.quick, **quiet)
         except Exception:  # one broken benchmark must not hide the others
             traceback.print_exc()
             failed.append(area)
