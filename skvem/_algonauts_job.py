@@ -72,7 +72,14 @@ def build_llm_vem(
 
 @dataclass
 class AlgonautsJob:
-    """Hold out part of the training split, report it per ROI, then predict the test split."""
+    """Hold out part of the training split, report it per ROI, then predict the test split.
+
+    With ``refit=True`` (default) the model that predicts the test images is
+    fitted again on the whole training split after the validation report.
+    The validation scores use ``noise_ceiling`` when the data set has one;
+    Algonauts' released ceiling was measured on the *test* images, so those
+    scores are an approximation.
+    """
 
     root: str
     subject: int
@@ -88,12 +95,15 @@ class AlgonautsJob:
     batch_size: int | None = None
     n_components: int | None = None
     validation_fraction: float = 0.1
+    refit: bool = True
     device: str = "auto"
     seed: int = 0
     verbose: bool = True
 
     def run(self, out) -> str:
         """Fit, score, write ``subjXX/{lh,rh}_pred_test.npy`` and ``report.json``; return a table."""
+        from sklearn.base import clone
+
         from skvem.datasets import load_algonauts2023, write_algonauts_submission
         from skvem.metrics import algonauts_score_voxels, pearson_r
 
@@ -130,6 +140,9 @@ class AlgonautsJob:
             if scores is not None:
                 row["algonauts_score"] = float(np.nanmean(scores[idx]))
             rows.append(row)
+        if self.refit:
+            # The submission gets every training image, not the 90% scored above.
+            model = clone(model).fit(data.images, data.fmri)
         test_pred = model.predict(data.test_images)
         paths = write_algonauts_submission(out, self.subject, test_pred, data.hemisphere_slices)
         report = {

@@ -57,15 +57,19 @@ class SymmetricInfoNCE(nn.Module):
         -------
         loss : scalar tensor
         """
-        image_emb = F.normalize(image_emb.float(), dim=-1)
-        text_emb = F.normalize(text_emb.float(), dim=-1)
-        scale = self.logit_scale.clamp(max=self.max_log_scale).exp()
-        logits = scale * image_emb @ text_emb.T
-        with torch.no_grad():
-            same = (text_emb @ text_emb.T) >= self.duplicate_threshold
-            same.fill_diagonal_(True)
-            targets = same.float() / same.sum(dim=1, keepdim=True)
-        # ``same`` is symmetric, so the same soft targets serve both directions.
-        loss_i2t = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-        loss_t2i = -(targets * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
+        # Under bf16 autocast the similarity products would round cosines of
+        # distinct captions (0.999) to 1 and mark them as duplicates, and
+        # round the logits at scale 100 to about 0.2: compute in float32.
+        with torch.autocast(image_emb.device.type, enabled=False):
+            image_emb = F.normalize(image_emb.float(), dim=-1)
+            text_emb = F.normalize(text_emb.float(), dim=-1)
+            scale = self.logit_scale.float().clamp(max=self.max_log_scale).exp()
+            logits = scale * image_emb @ text_emb.T
+            with torch.no_grad():
+                same = (text_emb @ text_emb.T) >= self.duplicate_threshold
+                same.fill_diagonal_(True)
+                targets = same.float() / same.sum(dim=1, keepdim=True)
+            # ``same`` is symmetric, so the same soft targets serve both directions.
+            loss_i2t = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            loss_t2i = -(targets * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
         return 0.5 * (loss_i2t + loss_t2i)

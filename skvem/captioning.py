@@ -58,12 +58,19 @@ def _callable_identity(func):
     key = getattr(func, "cache_key", None)
     if key is not None:
         return f"callable:{key}", True
+    import inspect
+
     target = func if hasattr(func, "__qualname__") else type(func)
     module = getattr(target, "__module__", None) or "?"
     qualname = getattr(target, "__qualname__", None) or type(func).__name__
-    # Lambdas and functions defined inside functions share names with
-    # others: caching under that name could serve another function's captions.
-    cacheable = "<lambda>" not in qualname and "<locals>" not in qualname
+    # Only a plain module-level function is identified by its name. Lambdas
+    # and local functions share names with others; partials, bound methods
+    # and callable instances carry configuration the name does not show
+    # (``partial(caption, model="large")``). Caching any of those under the
+    # name could serve another captioner's captions; they need a cache_key.
+    cacheable = (
+        inspect.isfunction(func) and "<lambda>" not in qualname and "<locals>" not in qualname
+    )
     return f"callable:{module}.{qualname}", cacheable
 
 

@@ -153,6 +153,7 @@ def _cmd_algonauts(args) -> int:
         batch_size=args.batch_size,
         n_components=args.n_components,
         validation_fraction=args.validation_fraction,
+        refit=not args.no_refit,
         device=args.device,
         seed=args.seed,
     )
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     alg.add_argument("--batch-size", type=int, default=None, help="training batch size")
     alg.add_argument("--n-components", type=int, default=None, help="fMRI principal components the network predicts")
     alg.add_argument("--validation-fraction", type=float, default=0.1, help="share of training images held out for the report (default: %(default)s)")
+    alg.add_argument("--no-refit", action="store_true", help="predict the test images with the model scored on the held-out part, instead of refitting on the whole training split")
     alg.add_argument("--device", default="auto", help="torch device (default: %(default)s)")
     alg.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     alg.set_defaults(func=_cmd_algonauts)

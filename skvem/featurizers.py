@@ -26,6 +26,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from skvem._hub import release_models
 from skvem.images import as_imageset
 
 __all__ = ["AlignedImageFeaturizer", "ImageFeaturizer"]
@@ -459,6 +460,8 @@ def compute_text_targets(text, images):
             "text must be None, a scikit-learn transformer mapping images to vectors "
             f"(e.g. make_pipeline(CaptionTransformer(...), CLIPTextEmbedder(...))) or a callable; got {text!r}"
         )
+    if not steps:
+        raise ValueError("text is a pipeline without steps; use text=None to train without language")
     data = images
     for name, step in steps:
         where = f"the text step {name}"
@@ -762,10 +765,17 @@ class AlignedImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
 
         text_targets = None
+        device = resolve_device(self.device)
         if self._uses_text:
             text_targets = compute_text_targets(self.text, images)
+            if device.type != "cpu":
+                # A captioner (GPU-GBs for a 7B VLM) and a text encoder kept
+                # for the next fold would share the accelerator with the
+                # backbone being fine-tuned. Captions are cached on disk, so
+                # dropping them costs a reload only for uncached images.
+                for kind in ("captioner", "open_clip_text", "sentence_transformers"):
+                    release_models(kind)
 
-        device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device)
         targets = FMRITargets.fit(fmri[train_idx], n_components, seed)
 

@@ -42,9 +42,18 @@ def _pil_to_rgb(img: Image.Image) -> Image.Image:
     """
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode in ("I;16", "I;16B", "I;16L"):
+        # By the 16-bit range, never per image, so that a stack of scans
+        # keeps the intensities of its images comparable.
+        return Image.fromarray(_uint16_to_uint8(np.asarray(img))).convert("RGB")
+    if img.mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        return Image.fromarray(_float_to_uint8(arr, rescale=True)).convert("RGB")
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise ValueError(
+                f"a mode-{img.mode} image with values in [{arr.min():.4g}, {arr.max():.4g}] has no "
+                "fixed intensity range; convert it to 8 or 16 bits first"
+            )
+        return Image.fromarray(np.rint(arr).astype(np.uint8)).convert("RGB")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Composite on white: converting RGBA straight to RGB exposes whatever
         # colour hides under transparent pixels (often black).
@@ -54,11 +63,12 @@ def _pil_to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _float_to_uint8(arr: np.ndarray, *, rescale: bool = False) -> np.ndarray:
-    if rescale:
-        lo, hi = float(np.min(arr)), float(np.max(arr))
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+
+
+def _uint16_to_uint8(arr: np.ndarray) -> np.ndarray:
+    return np.rint(arr.astype(np.float32) / 257.0).astype(np.uint8)
 
 
 def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -78,8 +88,13 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
     elif np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
         if arr.dtype == bool:
             arr = arr.astype(np.uint8) * 255
+        elif arr.dtype == np.uint16:
+            arr = _uint16_to_uint8(arr)
         elif arr.size and (arr.min() < 0 or arr.max() > 255):
-            arr = _float_to_uint8(arr.astype(np.float64), rescale=True)
+            raise ValueError(
+                f"{arr.dtype} image values lie in [{arr.min()}, {arr.max()}]; integer images must "
+                "be uint8, uint16, or lie in [0, 255]"
+            )
         else:
             arr = arr.astype(np.uint8)
     else:
@@ -186,15 +201,19 @@ class _HDF5Source(_Source):
                 )
             self._len = int(dset.shape[0])
         self._file = None
+        self._pid = None
 
     def __len__(self):
         return self._len
 
     def _dataset(self):
-        if self._file is None:
+        # An HDF5 handle opened before a fork (DataLoader workers) must not
+        # be shared with the child: reopen per process.
+        if self._file is None or self._pid != os.getpid():
             import h5py
 
             self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
         return self._file[self.key]
 
     def raw(self, i):
@@ -206,6 +225,7 @@ class _HDF5Source(_Source):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_file"] = None
+        state["_pid"] = None
         return state
 
 
@@ -257,8 +277,9 @@ class ImageSet:
     :class:`PIL.Image.Image`; a slice, an integer index array or a boolean
     mask returns a new :class:`ImageSet` that shares the underlying storage.
     Every PIL mode (L, LA, P, RGBA, CMYK, I;16, ...) is converted to RGB;
-    transparent pixels are composited on white and 16-bit images are
-    rescaled to their own range.
+    transparent pixels are composited on white and 16-bit images are mapped
+    to 8 bits by their full range (``value / 257``), the same for every
+    image of a stack.
 
     Examples
     --------
@@ -296,6 +317,12 @@ class ImageSet:
         # it indexes them the same way.
         full = np.full(n_full, None, dtype=object)
         full[self._index] = values
+        # A view with repeated images (a bootstrap) can only carry one value
+        # per image: refuse to silently keep the last of two different ones.
+        if not all(full[j] == v for j, v in zip(self._index, values)):
+            raise ValueError(
+                "this view repeats images with different values; give one value per distinct image"
+            )
         return full
 
     # -- constructors -----------------------------------------------------

@@ -6,6 +6,7 @@ checkpoint takes. Random weights write gibberish: the tests check shapes,
 determinism, batching, the answer-only contract and the cache, not meaning.
 """
 
+import functools
 import os
 import pickle
 import signal
@@ -481,3 +482,31 @@ def test_no_warnings_in_normal_use(blip_dir, images):
         CaptionTransformer(model=str(blip_dir), max_new_tokens=4, cache_dir=False).fit_transform(
             images
         )
+
+
+def _prefixed(images, prefix):
+    return [prefix] * len(images)
+
+
+class _ConfiguredCaptioner:
+    def __init__(self, word):
+        self.word = word
+
+    def __call__(self, images):
+        return [self.word] * len(images)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda w: functools.partial(_prefixed, prefix=w), _ConfiguredCaptioner,
+     lambda w: _ConfiguredCaptioner(w).__call__],
+    ids=["partial", "instance", "bound-method"],
+)
+def test_configured_callables_never_share_a_cache_entry(images, tmp_path, make):
+    # Their name does not show their configuration: two differently
+    # configured captioners must not serve each other's captions.
+    with pytest.warns(UserWarning, match="cache_key"):
+        first = CaptionTransformer(model=make("one"), cache_dir=tmp_path).fit_transform(images)
+    with pytest.warns(UserWarning, match="cache_key"):
+        second = CaptionTransformer(model=make("two"), cache_dir=tmp_path).fit_transform(images)
+    assert set(first) == {"one"} and set(second) == {"two"}

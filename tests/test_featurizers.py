@@ -414,3 +414,27 @@ def test_cuda_bf16_training():  # pragma: no cover - GPU only
     assert out.dtype == np.float32 and np.all(np.isfinite(out))
     again = pickle.loads(pickle.dumps(est))
     assert next(again.model_.parameters()).device.type == "cpu"
+
+
+def test_contrastive_loss_is_float32_under_bf16_autocast():
+    from skvem._contrastive import SymmetricInfoNCE
+
+    loss_fn = SymmetricInfoNCE()
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 32, generator=gen)
+    # Two distinct captions whose embeddings bf16 would round to cosine 1.
+    text = torch.cat([base, base + 0.03 * torch.randn(1, 32, generator=gen),
+                      torch.randn(6, 32, generator=gen)])
+    image = torch.randn(8, 32, generator=gen)
+    reference = loss_fn(image, text)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = loss_fn(image, text)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, reference)
+
+
+def test_empty_text_pipeline_is_a_clear_error():
+    from skvem.featurizers import compute_text_targets
+
+    with pytest.raises(ValueError, match="without steps"):
+        compute_text_targets(make_pipeline("passthrough"), random_images(4, 16, seed=0))

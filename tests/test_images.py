@@ -52,12 +52,21 @@ def test_every_pil_mode_comes_out_rgb(mode, pixels):
     assert out.dtype == np.uint8 and out.shape == (9, 7, 3)
 
 
-def test_sixteen_bit_is_rescaled_not_clipped():
+def test_sixteen_bit_is_scaled_by_its_range_not_clipped():
     ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
     img = Image.fromarray(ramp)
     assert img.mode == "I;16"
-    out = ImageSet([img]).get_array(0)
-    assert out.min() == 0 and out.max() == 255  # a clipped conversion would be all 255
+    expected = np.rint(ramp / 257.0).astype(np.uint8)
+    np.testing.assert_array_equal(ImageSet([img]).get_array(0)[..., 0], expected)
+    np.testing.assert_array_equal(ImageSet(ramp[None]).get_array(0)[..., 0], expected)
+    # A dim image stays dim: the scale does not depend on the image.
+    dim = np.full((1, 4, 4), 5140, dtype=np.uint16)
+    assert (ImageSet(dim).get_array(0) == 20).all()
+
+
+def test_integer_images_out_of_range_are_refused():
+    with pytest.raises(ImageLoadError, match=r"int32 image values lie in \[0, 300\]"):
+        ImageSet(np.arange(301, dtype=np.int32)[None, None, :]).get_array(0)
 
 
 def test_transparent_pixels_become_white():
@@ -206,6 +215,25 @@ def test_as_imageset_and_input_errors(pixels):
         as_imageset([Image.fromarray(pixels[0]), 3])
     with pytest.raises(ValueError, match="captions has 2 entries"):
         ImageSet(pixels, captions=["a", "b"])
+
+
+def test_repeated_images_cannot_get_two_captions(pixels):
+    boot = ImageSet(pixels)[[0, 0, 1]]
+    assert boot.with_captions(["a", "a", "b"]).captions.tolist() == ["a", "a", "b"]
+    with pytest.raises(ValueError, match="repeats images"):
+        boot.with_captions(["a", "z", "b"])
+
+
+def test_hdf5_handle_is_reopened_in_a_child_process(tmp_path, pixels):
+    path = tmp_path / "stim.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("imgBrick", data=pixels)
+    images = ImageSet.from_hdf5(path)
+    images.get_array(0)  # opens the handle in this process
+    source = images._source
+    source._pid = -1  # as a forked child sees it
+    np.testing.assert_array_equal(images.get_array(3), pixels[3])
+    assert source._pid == os.getpid()
 
 
 def test_with_captions_and_rewrap(pixels):
