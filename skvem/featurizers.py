@@ -360,7 +360,7 @@ class ImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Returns
         -------
-        features : ndarray of shape (n_images, n_features_out_), float32
+        features : ndarray of shape (n_images, n_features_out), float32
         """
         from skvem._featurizer_data import extract_features
         from skvem._torch_utils import resolve_device, resolve_dtype
@@ -858,7 +858,7 @@ class AlignedImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         Returns
         -------
-        features : ndarray of shape (n_images, n_features_out_), float32
+        features : ndarray of shape (n_images, n_features_out), float32
             Standardised backbone features (the input of the trained heads).
         """
         from skvem._featurizer_data import extract_features

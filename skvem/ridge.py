@@ -107,7 +107,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         select the same alphas.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in,)
         Feature names, if ``X`` was a DataFrame with string column names.
     backend_ : str
         himalaya backend used for fitting (``"auto"`` resolved).

@@ -93,7 +93,7 @@ class _TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
         Returns
         -------
-        embeddings : ndarray of float32, shape (n_captions, embedding_dim_)
+        embeddings : ndarray of float32, shape (n_captions, embedding_dim)
             Unit-norm rows when ``normalize=True``.
 
         Raises
