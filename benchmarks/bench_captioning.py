@@ -23,8 +23,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -160,15 +158,9 @@ def print_table(r):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer images")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    results = run(quick=args.quick)
-    print_table(results)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    from _cli import bench_main
+
+    return bench_main(__doc__, run, print_table, 'fewer images', argv)
 
 
 if __name__ == "__main__":

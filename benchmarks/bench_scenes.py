@@ -13,8 +13,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
@@ -86,15 +84,9 @@ def print_table(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sets, one repeat")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    results = run(quick=args.quick)
-    print_table(results)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    from _cli import bench_main
+
+    return bench_main(__doc__, run, print_table, 'smaller sets, one repeat', argv)
 
 
 if __name__ == "__main__":

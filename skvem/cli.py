@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 __all__ = ["main", "build_parser"]
 
