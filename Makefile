@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= skvem-demo
 
-.PHONY: demo demo-quick test docs bench clean-venv
+.PHONY: demo demo-quick test docs bench examples clean-venv
 
 $(VENV)/.installed-%: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ docs: $(VENV)/.installed-docs+demo
 
 bench: $(VENV)/.installed-test+demo
 	$(PY) benchmarks/run.py --json benchmarks/results.json
+
+# Every gallery script, offline (a few minutes each on 2 CPU cores).
+examples: $(VENV)/.installed-test+demo
+	@set -e; for f in examples/plot_*.py; do echo "== $$f"; HF_HUB_OFFLINE=1 $(PY) $$f; done
 
 clean-venv:
 	rm -rf $(VENV)
