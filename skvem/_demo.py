@@ -194,7 +194,7 @@ def format_table(results: dict) -> str:
         lines.append(name.ljust(width) + "".join(f"{c:>15}" for c in cells))
     ceiling = "".join(f"{results['noise_ceiling'][roi]:>15.1f}" for roi in rois)
     lines.append("-" * len(head))
-    lines.append("noise ceiling".ljust(width) + ceiling)
+    lines.append("median noise ceiling".ljust(width) + ceiling)
     return "\n".join(lines)
 
 
