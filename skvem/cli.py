@@ -14,7 +14,6 @@ import sys
 
 __all__ = ["main", "build_parser"]
 
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _HDF5_EXTENSIONS = (".hdf5", ".h5")
 
 
@@ -68,16 +67,16 @@ def _cmd_demo(args) -> int:
 
 def _collect_image_sources(inputs, hdf5_key):
     """Expand files, folders and HDF5 files into ``[(label, ImageSet, names)]``."""
-    from skvem.images import ImageSet
+    from skvem.images import IMAGE_EXTENSIONS, ImageSet
 
     files, sources = [], []
     for item in inputs:
         if os.path.isdir(item):
             found = sorted(
-                os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(_IMAGE_EXTENSIONS)
+                os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(IMAGE_EXTENSIONS)
             )
             if not found:
-                raise CommandError(f"no image files ({', '.join(_IMAGE_EXTENSIONS)}) in folder {item!r}")
+                raise CommandError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {item!r}")
             files.extend(found)
         elif item.lower().endswith(_HDF5_EXTENSIONS):
             if not os.path.exists(item):

@@ -17,7 +17,10 @@ from numbers import Integral
 import numpy as np
 from PIL import Image
 
-__all__ = ["ImageSet", "ImageLoadError", "as_imageset"]
+__all__ = ["ImageSet", "ImageLoadError", "as_imageset", "IMAGE_EXTENSIONS"]
+
+# File endings read as images when a folder is collected.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 class ImageLoadError(OSError):
@@ -355,7 +358,7 @@ class ImageSet:
         return self
 
     @classmethod
-    def from_folder(cls, folder, *, extensions=(".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"), captions=None):
+    def from_folder(cls, folder, *, extensions=IMAGE_EXTENSIONS, captions=None):
         """Collect every image file of a folder, sorted by name.
 
         The file names without extension become the ``ids``.
