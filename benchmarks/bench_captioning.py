@@ -34,18 +34,17 @@ SHAPES = [(96, 128), (128, 96), (112, 112), (80, 160)]
 
 
 def _tiny():
-    sys.path.insert(0, os.path.join(HERE, os.pardir, "tests"))
-    import _tiny_language_models
+    from skvem.testing import language_models
 
-    return _tiny_language_models
+    return language_models
 
 
 def run(quick: bool = False) -> dict:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from skvem import _hub
-    from skvem.captioning import CaptionTransformer
+    from skvem._utils import hub as _hub
+    from skvem.language.captioning import CaptionTransformer
     from skvem.images import ImageSet
 
     tiny = _tiny()

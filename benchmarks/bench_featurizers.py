@@ -68,8 +68,8 @@ def _plain_train(spec, images, fmri, text, *, epochs, batch_size, n_components, 
     from sklearn.decomposition import PCA
     from torch import nn
 
-    from skvem._backbones import resolve_backbone
-    from skvem._contrastive import SymmetricInfoNCE
+    from skvem.vision.backbones import resolve_backbone
+    from skvem.vision.contrastive import SymmetricInfoNCE
 
     torch.manual_seed(seed)
     bb = resolve_backbone(spec, None, seed=seed)
@@ -171,7 +171,7 @@ def _summary(best, work):
 
 
 def _training(spec, n, epochs, batch_size, repeats):
-    from skvem.featurizers import AlignedImageFeaturizer
+    from skvem.vision.featurizers import AlignedImageFeaturizer
 
     images = _images(n)
     rng = np.random.default_rng(1)
@@ -205,7 +205,7 @@ def _training(spec, n, epochs, batch_size, repeats):
 
 
 def _inference(spec, n, batch_size, repeats):
-    from skvem.featurizers import ImageFeaturizer
+    from skvem.vision.featurizers import ImageFeaturizer
     from skvem.images import ImageSet
 
     images = _images(n, seed=2)

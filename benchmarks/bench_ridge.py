@@ -11,7 +11,7 @@ Methods
 skvem[torch], skvem[numpy]
     ``VoxelRidgeCV(alphas, cv=5, fit_intercept=False, backend=...)``;
     ``backend="auto"`` picks one of them on a CPU-only machine
-    (``skvem._ridge_solver.AUTO_CPU_BACKEND``), the reference of the ratios.
+    (``skvem.encoding._ridge_solver.AUTO_CPU_BACKEND``), the reference of the ratios.
 himalaya
     ``himalaya.ridge.RidgeCV(alphas, cv=5)`` with its defaults (numpy
     backend, all targets in one batch).
@@ -86,7 +86,7 @@ def make_data(n_samples, n_features, n_voxels, seed=0):
 # ------------------------------------------------------------- methods
 def make_estimator(name):
     if name.startswith("skvem"):
-        from skvem.ridge import VoxelRidgeCV
+        from skvem.encoding.ridge import VoxelRidgeCV
 
         backend = name[len("skvem["):-1]
         return VoxelRidgeCV(alphas=ALPHAS, cv=N_FOLDS, fit_intercept=False, backend=backend)
@@ -208,7 +208,7 @@ def run(quick=False, repeats=None, methods=METHODS, memory=True, verbose=True):
     results : dict
         ``{"config", "machine", "methods": {name: {...}}, "sweep", "alphas_agreement"}``.
     """
-    from skvem._ridge_solver import AUTO_CPU_BACKEND, solve_ridge_cv
+    from skvem.encoding._ridge_solver import AUTO_CPU_BACKEND, solve_ridge_cv
 
     size = SIZES["quick" if quick else "full"]
     repeats = repeats or (2 if quick else 3)
@@ -368,7 +368,7 @@ def main(argv=None):
     if args.child:
         _child(args.child, args.data)
         return
-    from skvem._ridge_solver import AUTO_CPU_BACKEND
+    from skvem.encoding._ridge_solver import AUTO_CPU_BACKEND
 
     if f"skvem[{AUTO_CPU_BACKEND}]" not in args.methods:
         parser.error(f"--methods must include skvem[{AUTO_CPU_BACKEND}], "

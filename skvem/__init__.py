@@ -18,19 +18,19 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ImageSet": "skvem.images",
     "as_imageset": "skvem.images",
-    "CaptionTransformer": "skvem.captioning",
-    "CLIPTextEmbedder": "skvem.text",
-    "SentenceEmbedder": "skvem.text",
-    "ImageFeaturizer": "skvem.featurizers",
-    "AlignedImageFeaturizer": "skvem.featurizers",
-    "VoxelRidgeCV": "skvem.ridge",
+    "CaptionTransformer": "skvem.language.captioning",
+    "CLIPTextEmbedder": "skvem.language.text",
+    "SentenceEmbedder": "skvem.language.text",
+    "ImageFeaturizer": "skvem.vision.featurizers",
+    "AlignedImageFeaturizer": "skvem.vision.featurizers",
+    "VoxelRidgeCV": "skvem.encoding.ridge",
     "pearson_r": "skvem.metrics",
     "noise_ceiling": "skvem.metrics",
     "algonauts_score": "skvem.metrics",
     "algonauts_score_voxels": "skvem.metrics",
     "correlation_scorer": "skvem.metrics",
-    "clear_cache": "skvem._cache",
-    "ModelNotFoundError": "skvem._hub",
+    "clear_cache": "skvem._utils.cache",
+    "ModelNotFoundError": "skvem._utils.hub",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

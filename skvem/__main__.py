@@ -2,7 +2,7 @@
 
 import sys
 
-from skvem.cli import main
+from skvem.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

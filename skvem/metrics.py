@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 from sklearn.metrics import make_scorer
 
-from ._validation import check_finite, check_fmri, check_n_samples
+from skvem._utils.validation import check_finite, check_fmri, check_n_samples
 
 __all__ = [
     "pearson_r",
@@ -407,7 +407,7 @@ def _mean_pearson_r(y_true, y_pred):
 
 #: scikit-learn scorer giving the mean Pearson r over voxels, for
 #: ``cross_val_score(..., scoring=correlation_scorer)`` and ``GridSearchCV``.
-#: Greater is better. :class:`skvem.ridge.VoxelRidgeCV` already scores this way,
+#: Greater is better. :class:`skvem.encoding.ridge.VoxelRidgeCV` already scores this way,
 #: so it needs no ``scoring=``; this scorer brings the same score to any other
 #: multi-output regressor (e.g. :class:`sklearn.linear_model.RidgeCV`).
 correlation_scorer = make_scorer(_mean_pearson_r, greater_is_better=True)

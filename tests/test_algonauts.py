@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from _fake_datasets import ALGONAUTS_ROI_NAMES, make_fake_algonauts, write_evil_mapping
+from skvem.testing.datasets import ALGONAUTS_ROI_NAMES, make_fake_algonauts, write_evil_mapping
 
 from skvem.datasets import load_algonauts2023, write_algonauts_submission
 from skvem.datasets._safe_pickle import UnsafePickleError, load_npy_object, load_pickled_dict

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from _tiny_backbones import (
+from skvem.testing.backbones import (
     TinyNet,
     random_images,
     tiny_hf_clip,
@@ -15,9 +15,9 @@ from _tiny_backbones import (
 )
 from PIL import Image
 
-from skvem._backbones import LayerTap, list_layers, pool_features, resolve_backbone
-from skvem._contrastive import SymmetricInfoNCE
-from skvem._hub import ModelNotFoundError
+from skvem.vision.backbones import LayerTap, list_layers, pool_features, resolve_backbone
+from skvem.vision.contrastive import SymmetricInfoNCE
+from skvem._utils.hub import ModelNotFoundError
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from skvem._cache import DiskCache, clear_cache, default_cache_dir, namespace_key, resolve_cache
+from skvem._utils.cache import DiskCache, clear_cache, default_cache_dir, namespace_key, resolve_cache
 
 
 def test_put_get_count_clear(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of skvem.captioning.CaptionTransformer.
+"""Tests of skvem.language.captioning.CaptionTransformer.
 
 Tiny random captioners (BLIP, SmolVLM, LLaVA) are saved to temporary folders
 with ``save_pretrained`` and loaded back through the public path a user's
@@ -25,19 +25,16 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from skvem import _captioning_hf, _hub
-from skvem._cache import DiskCache
-from skvem._hub import ModelNotFoundError
-from skvem.captioning import DEFAULT_CAPTIONER, CaptionTransformer
+from skvem._utils import hub as _hub
+from skvem.language import _hf_captioner as _captioning_hf
+from skvem._utils.cache import DiskCache
+from skvem._utils.hub import ModelNotFoundError
+from skvem.language.captioning import DEFAULT_CAPTIONER, CaptionTransformer
 from skvem.images import ImageLoadError, ImageSet
-from skvem.text import CLIPTextEmbedder
+from skvem.language.text import CLIPTextEmbedder
 
-try:
-    from tests import _tiny_language_models as tiny
-except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    import _tiny_language_models as tiny
+from skvem.testing import language_models as tiny
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 # Different aspect ratios: SmolVLM splits them into different numbers of
 # tiles, so a batch needs padding.
 SHAPES = [(40, 48), (30, 30), (64, 20), (20, 64)]
@@ -297,10 +294,8 @@ def test_killed_run_resumes(tmp_path):
     script = tmp_path / "caption.py"
     script.write_text(
         textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {TESTS_DIR!r})
-        from _tiny_language_models import LoggingCaptioner, make_images
-        from skvem.captioning import CaptionTransformer
+        from skvem.testing.language_models import LoggingCaptioner, make_images
+        from skvem.language.captioning import CaptionTransformer
         cap = LoggingCaptioner({str(tmp_path / "log1")!r}, delay=0.5)
         CaptionTransformer(model=cap, batch_size={batch}, cache_dir={str(cache)!r}).fit_transform(
             make_images({n}, seed=5))

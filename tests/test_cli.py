@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skvem.cli import build_parser, main
+from skvem.app.cli import build_parser, main
 
-try:
-    from tests import _fake_datasets as fake
-    from tests import _tiny_language_models as tiny
-except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    import _fake_datasets as fake
-    import _tiny_language_models as tiny
+from skvem.testing import datasets as fake
+from skvem.testing import language_models as tiny
 
 
 def test_help_lists_every_command(capsys):

@@ -6,19 +6,19 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from _tiny_backbones import FlakyMemoryNet, TinyNet, random_images, tiny_hf_vit
+from skvem.testing.backbones import FlakyMemoryNet, TinyNet, random_images, tiny_hf_vit
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from skvem._cache import DiskCache
-from skvem.featurizers import AlignedImageFeaturizer, ImageFeaturizer
+from skvem._utils.cache import DiskCache
+from skvem.vision.featurizers import AlignedImageFeaturizer, ImageFeaturizer
 from skvem.images import ImageSet
 
 try:  # the voxelwise ridge of skvem, when it is there
-    from skvem.ridge import VoxelRidgeCV as _Ridge
+    from skvem.encoding.ridge import VoxelRidgeCV as _Ridge
 
     def make_ridge():
         return _Ridge(alphas=[1.0, 100.0], cv=3)
@@ -109,7 +109,7 @@ def test_image_featurizer_random_state():
 
 
 def test_feature_cache_hit_on_second_call(tmp_path, monkeypatch):
-    import skvem._backbones as backbones
+    import skvem.vision.backbones as backbones
 
     calls = []
     forward = backbones.SmallCNN.forward
@@ -262,7 +262,7 @@ def test_two_stages_with_a_pretrained_backbone(tmp_path):
     # Only the heads trained: frozen_epochs == epochs leaves the backbone as it was.
     heads_only = AlignedImageFeaturizer(backbone=spec, n_components=3, epochs=2, frozen_epochs=2,
                                         batch_size=8, random_state=0).fit(images, fmri)
-    from skvem._backbones import resolve_backbone
+    from skvem.vision.backbones import resolve_backbone
 
     original = resolve_backbone(spec).module.state_dict()
     trained = heads_only.model_.backbone.state_dict()
@@ -356,7 +356,7 @@ def test_one_voxel_and_batch_clipping():
 
 
 def test_streamed_pixels_train_like_preloaded_ones(monkeypatch):
-    import skvem._featurizer_data as data
+    import skvem.vision._pixels as data
 
     images, text, fmri = scenes(24)
     kw = dict(text=CountingText(text), random_state=0, **{**FAST, "epochs": 1})
@@ -417,7 +417,7 @@ def test_cuda_bf16_training():  # pragma: no cover - GPU only
 
 
 def test_contrastive_loss_is_float32_under_bf16_autocast():
-    from skvem._contrastive import SymmetricInfoNCE
+    from skvem.vision.contrastive import SymmetricInfoNCE
 
     loss_fn = SymmetricInfoNCE()
     gen = torch.Generator().manual_seed(0)
@@ -434,7 +434,7 @@ def test_contrastive_loss_is_float32_under_bf16_autocast():
 
 
 def test_empty_text_pipeline_is_a_clear_error():
-    from skvem.featurizers import compute_text_targets
+    from skvem.vision.featurizers import compute_text_targets
 
     with pytest.raises(ValueError, match="without steps"):
         compute_text_targets(make_pipeline("passthrough"), random_images(4, 16, seed=0))

@@ -6,7 +6,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from _fake_datasets import make_fake_nsd
+from skvem.testing.datasets import make_fake_nsd
 
 from skvem.datasets import load_nsd
 from skvem.images import ImageSet

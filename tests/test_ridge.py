@@ -1,4 +1,4 @@
-"""Tests of skvem.ridge.VoxelRidgeCV and its solver."""
+"""Tests of skvem.encoding.ridge.VoxelRidgeCV and its solver."""
 
 import pickle
 
@@ -13,9 +13,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvem._ridge_solver import AUTO_CPU_BACKEND, resolve_backend, solve_ridge_cv
+from skvem.encoding._ridge_solver import AUTO_CPU_BACKEND, resolve_backend, solve_ridge_cv
 from skvem.metrics import pearson_r
-from skvem.ridge import DEFAULT_ALPHAS, VoxelRidgeCV
+from skvem.encoding.ridge import DEFAULT_ALPHAS, VoxelRidgeCV
 
 
 def _cuda_available():

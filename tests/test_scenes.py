@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.linear_model import RidgeCV
 
-from skvem.datasets import _scenes_brain as brain
+from skvem.datasets.scenes import _brain as brain
 from skvem.datasets import make_scenes
-from skvem.datasets._scenes_draw import CATEGORIES, COLORS, DIGITS, SHAPES, shape_mask
-from skvem.datasets._scenes_text import PLACE_PHRASES, SIZE_WORDS, describe
+from skvem.datasets.scenes._draw import CATEGORIES, COLORS, DIGITS, SHAPES, shape_mask
+from skvem.datasets.scenes._text import PLACE_PHRASES, SIZE_WORDS, describe
 from skvem.images import ImageSet
 from skvem.metrics import noise_ceiling
 

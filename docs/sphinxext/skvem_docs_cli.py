@@ -1,6 +1,6 @@
 """``.. skvem-help:: SUBCOMMAND``: the ``--help`` text of the ``skvem`` command.
 
-Rendered from :func:`skvem.cli.build_parser` at build time, so the options
+Rendered from :func:`skvem.app.cli.build_parser` at build time, so the options
 listed in the documentation are always those of the installed command.
 """
 
@@ -29,7 +29,7 @@ class SkvemHelp(SphinxDirective):
     has_content = False
 
     def run(self):
-        from skvem.cli import build_parser
+        from skvem.app.cli import build_parser
 
         previous = os.environ.get("COLUMNS")
         os.environ["COLUMNS"] = _WIDTH

@@ -7,8 +7,8 @@
 * :func:`load_nsd` reads the Natural Scenes Dataset from its own files.
 """
 
-from ._algonauts import load_algonauts2023, write_algonauts_submission
-from ._nsd import load_nsd
-from ._scenes import make_scenes
+from skvem.datasets._algonauts import load_algonauts2023, write_algonauts_submission
+from skvem.datasets._nsd import load_nsd
+from skvem.datasets.scenes import make_scenes
 
 __all__ = ["make_scenes", "load_algonauts2023", "write_algonauts_submission", "load_nsd"]

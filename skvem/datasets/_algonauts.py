@@ -10,8 +10,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils import Bunch
 
-from ..images import ImageSet
-from ._safe_pickle import load_pickled_dict
+from skvem.images import ImageSet
+from skvem.datasets._safe_pickle import load_pickled_dict
 
 __all__ = ["load_algonauts2023", "write_algonauts_submission"]
 

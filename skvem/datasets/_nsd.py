@@ -12,9 +12,9 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._progress import progress
-from ..images import ImageSet
-from ._algonauts import _subject_number
+from skvem._utils.progress import progress
+from skvem.images import ImageSet
+from skvem.datasets._algonauts import _subject_number
 
 __all__ = ["load_nsd"]
 
@@ -586,7 +586,7 @@ def load_nsd(
 
     noise_ceiling = None
     if keep_repeats and np.any(n_rep >= 2):
-        from ..metrics import noise_ceiling as _noise_ceiling
+        from skvem.metrics import noise_ceiling as _noise_ceiling
 
         noise_ceiling = _noise_ceiling(repeats)
 

@@ -2,7 +2,7 @@
 
 Everything here is pure numpy / PIL and deterministic given the random
 generators it is handed. The scene *content* (which objects, where, what
-colour) is decided in :mod:`skvem.datasets._scenes`; this module only turns
+colour) is decided in :mod:`skvem.datasets.scenes`; this module only turns
 that content into pixels.
 """
 

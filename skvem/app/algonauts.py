@@ -31,15 +31,15 @@ def build_llm_vem(
 
     ``alignment_weight=0`` builds the same network trained without language
     (and no text model is ever loaded). ``featurizer_options`` with a value
-    of ``None`` keep :class:`~skvem.featurizers.AlignedImageFeaturizer`'s
+    of ``None`` keep :class:`~skvem.vision.featurizers.AlignedImageFeaturizer`'s
     defaults.
     """
     from sklearn.pipeline import make_pipeline
 
-    from skvem.captioning import CaptionTransformer
-    from skvem.featurizers import AlignedImageFeaturizer
-    from skvem.ridge import VoxelRidgeCV
-    from skvem.text import CLIPTextEmbedder
+    from skvem.language.captioning import CaptionTransformer
+    from skvem.vision.featurizers import AlignedImageFeaturizer
+    from skvem.encoding.ridge import VoxelRidgeCV
+    from skvem.language.text import CLIPTextEmbedder
 
     text = None
     if alignment_weight > 0:

@@ -8,7 +8,7 @@ chunks that fit (whole sentences where possible, word windows for a sentence
 that is itself too long), embeds every chunk, and averages the chunk
 embeddings (unit-normalised first when ``normalize=True``, and the mean
 renormalised), so every word of the caption contributes.
-:class:`skvem.text.CLIPTextEmbedder` and :class:`skvem.text.SentenceEmbedder`
+:class:`skvem.language.text.CLIPTextEmbedder` and :class:`skvem.language.text.SentenceEmbedder`
 share this code; each supplies its own encoder and token counter.
 """
 
@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ._progress import progress
+from skvem._utils.progress import progress
 
 __all__ = ["LONG_TEXT_OPTIONS", "split_sentences", "chunk_text", "embed_texts"]
 

@@ -80,7 +80,7 @@ class DiskCache:
     Examples
     --------
     >>> import tempfile
-    >>> from skvem._cache import DiskCache
+    >>> from skvem._utils.cache import DiskCache
     >>> cache = DiskCache(tempfile.mkdtemp())
     >>> cache.put_many("ns", {"a": "hello"})
     >>> cache.get_many("ns", ["a", "b"])

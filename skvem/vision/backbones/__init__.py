@@ -291,7 +291,7 @@ def _seeded(seed, build):
 
 def _file_identity(path) -> dict:
     """Identify a weights file by content (sampled for large files), not by its path."""
-    from skvem._hub import _file_digest
+    from skvem._utils.hub import _file_digest
 
     h = hashlib.blake2b(digest_size=16)
     size = os.path.getsize(path)
@@ -300,14 +300,14 @@ def _file_identity(path) -> dict:
 
 
 def _dir_identity(path) -> dict:
-    from skvem._hub import folder_fingerprint
+    from skvem._utils.hub import folder_fingerprint
 
     return {"folder_digest": folder_fingerprint(path)}
 
 
 def _not_found(owner, spec, looked_for, hint, exc):
-    """The error for weights that are neither on disk nor downloadable (see skvem._hub)."""
-    from skvem._hub import model_not_found
+    """The error for weights that are neither on disk nor downloadable (see skvem._utils.hub)."""
+    from skvem._utils.hub import model_not_found
 
     return model_not_found(owner, "backbone", spec, looked_for, hint, cause=exc)
 
@@ -637,7 +637,7 @@ def _hf_backbone(name, pretrained, seed, owner) -> Backbone:
     import torch
     from transformers import AutoConfig, AutoModel
 
-    from skvem._hub import download_failed, resolve_pretrained
+    from skvem._utils.hub import download_failed, resolve_pretrained
 
     hint = (
         "To use a local copy, download it once on a machine with internet access (`hf download "

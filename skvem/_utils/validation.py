@@ -163,7 +163,7 @@ def check_fmri(y, n_samples=None, *, name="y", dtype=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from skvem._validation import check_fmri
+    >>> from skvem._utils.validation import check_fmri
     >>> y2, was_1d = check_fmri(np.arange(4.0))
     >>> y2.shape, was_1d
     ((4, 1), True)
@@ -228,7 +228,7 @@ def check_features(X, n_samples=None, *, name="X", dtype=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from skvem._validation import check_features
+    >>> from skvem._utils.validation import check_features
     >>> check_features(np.ones((3, 2)), dtype=np.float32).dtype
     dtype('float32')
     """

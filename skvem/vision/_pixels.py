@@ -2,7 +2,7 @@
 
 Images are decoded and resized one batch at a time (optionally in DataLoader
 workers), as compact ``uint8`` tensors; normalisation happens on the device.
-Frozen features can be cached per image (:mod:`skvem._cache`), and a batch
+Frozen features can be cached per image (:mod:`skvem._utils.cache`), and a batch
 that does not fit in accelerator memory is split and retried.
 """
 
@@ -14,8 +14,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from skvem._progress import progress
-from skvem._torch_utils import is_oom_error
+from skvem._utils.progress import progress
+from skvem._utils.torch_utils import is_oom_error
 
 __all__ = ["PixelStore", "autocast", "extract_features", "free_accelerator_memory"]
 

@@ -1,15 +1,15 @@
-"""Loading the text encoders behind :mod:`skvem.text`.
+"""Loading the text encoders behind :mod:`skvem.language.text`.
 
 Each loader returns a small object with the same four members, which is all
-:func:`skvem._text_chunking.embed_texts` needs:
+:func:`skvem.language._chunking.embed_texts` needs:
 
 ``encode(texts) -> ndarray (m, dim)``, ``count_tokens(text) -> int``,
 ``max_tokens`` (the context length) and ``dim``; encoders that batch
 themselves also have ``encode_all(texts, batch_size, verbose)``.
 
-Model specs are resolved offline-first through :mod:`skvem._hub`: a model
+Model specs are resolved offline-first through :mod:`skvem._utils.hub`: a model
 that is neither on disk nor downloadable raises one
-:class:`~skvem._hub.ModelNotFoundError` that says what was looked for and how
+:class:`~skvem._utils.hub.ModelNotFoundError` that says what was looked for and how
 to point skvem at a local copy.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._hub import (
+from skvem._utils.hub import (
     ModelNotFoundError,
     cached_snapshot,
     download_failed,
@@ -31,7 +31,7 @@ from ._hub import (
     model_not_found,
     resolve_pretrained,
 )
-from ._torch_utils import resolve_device
+from skvem._utils.torch_utils import resolve_device
 
 __all__ = [
     "resolve_open_clip",
@@ -415,7 +415,7 @@ def resolve_sentence_model(model, *, revision=None, owner="SentenceEmbedder"):
 
     Returns
     -------
-    skvem._hub.ResolvedModel
+    skvem._utils.hub.ResolvedModel
     """
     if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
         raise ValueError(f"model must be a sentence-transformers id or folder; got {model!r}")
@@ -423,7 +423,7 @@ def resolve_sentence_model(model, *, revision=None, owner="SentenceEmbedder"):
     if spec.lower() in (MINILM_ID.lower(), MINILM_ID.split("/")[1].lower()) and revision is None:
         bundled = _bundled_minilm()
         if bundled is not None:
-            from ._hub import ResolvedModel
+            from skvem._utils.hub import ResolvedModel
 
             return ResolvedModel(spec, "local", bundled, MINILM_ID, None)
     if (

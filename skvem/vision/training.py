@@ -1,4 +1,4 @@
-"""The LLM-VEM training of :class:`skvem.featurizers.AlignedImageFeaturizer`.
+"""The LLM-VEM training of :class:`skvem.vision.featurizers.AlignedImageFeaturizer`.
 
 The network is backbone -> per-feature standardisation -> two linear heads:
 a voxel head predicting the principal components of the fMRI, and a
@@ -23,15 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skvem._backbones import first_tensor
-from skvem._contrastive import SymmetricInfoNCE
-from skvem._featurizer_data import (
+from skvem.vision.backbones import first_tensor
+from skvem.vision.contrastive import SymmetricInfoNCE
+from skvem.vision._pixels import (
     autocast,
     extract_features,
     free_accelerator_memory,
 )
-from skvem._progress import progress
-from skvem._torch_utils import is_oom_error
+from skvem._utils.progress import progress
+from skvem._utils.torch_utils import is_oom_error
 
 __all__ = ["AlignedNet", "FMRITargets", "TrainConfig", "train_aligned"]
 

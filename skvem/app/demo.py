@@ -60,10 +60,10 @@ def build_models(settings: DemoSettings, *, device="auto", text_model=DEMO_TEXT_
     """Return ``{name: (estimator, input)}`` where input is "images" or "latents"."""
     from sklearn.pipeline import make_pipeline
 
-    from skvem.captioning import CaptionTransformer
-    from skvem.featurizers import AlignedImageFeaturizer, ImageFeaturizer
-    from skvem.ridge import VoxelRidgeCV
-    from skvem.text import SentenceEmbedder
+    from skvem.language.captioning import CaptionTransformer
+    from skvem.vision.featurizers import AlignedImageFeaturizer, ImageFeaturizer
+    from skvem.encoding.ridge import VoxelRidgeCV
+    from skvem.language.text import SentenceEmbedder
 
     # A tiny run (as in the tests) has fewer training images than PCs.
     n_train = settings.n_images * (settings.folds - 1) // settings.folds

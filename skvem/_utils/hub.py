@@ -236,7 +236,7 @@ def resolve_pretrained(
     Examples
     --------
     >>> import os, tempfile
-    >>> from skvem._hub import resolve_pretrained
+    >>> from skvem._utils.hub import resolve_pretrained
     >>> folder = tempfile.mkdtemp()
     >>> open(os.path.join(folder, "config.json"), "w").close()
     >>> resolve_pretrained(folder).kind

@@ -23,8 +23,8 @@ cacheable.
 
 from __future__ import annotations
 
-from ._hub import ResolvedModel, download_failed, memoized
-from ._torch_utils import is_oom_error, resolve_device, resolve_dtype
+from skvem._utils.hub import ResolvedModel, download_failed, memoized
+from skvem._utils.torch_utils import is_oom_error, resolve_device, resolve_dtype
 
 __all__ = ["HFCaptioner", "load_hf_captioner"]
 
@@ -183,10 +183,10 @@ def load_hf_captioner(
 
     Parameters
     ----------
-    resolved : skvem._hub.ResolvedModel
-        From :func:`skvem._hub.resolve_pretrained`.
+    resolved : skvem._utils.hub.ResolvedModel
+        From :func:`skvem._utils.hub.resolve_pretrained`.
     device, dtype : str
-        See :func:`skvem._torch_utils.resolve_device` / ``resolve_dtype``.
+        See :func:`skvem._utils.torch_utils.resolve_device` / ``resolve_dtype``.
     stamp : hashable, optional
         Identifies the folder's contents, so a changed folder is reloaded.
 
@@ -196,7 +196,7 @@ def load_hf_captioner(
 
     Raises
     ------
-    skvem._hub.ModelNotFoundError
+    skvem._utils.hub.ModelNotFoundError
         When a Hugging Face id cannot be downloaded.
     """
     dev = resolve_device(device)

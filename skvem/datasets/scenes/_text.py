@@ -9,7 +9,7 @@ vision-language model would aim for.
 
 from __future__ import annotations
 
-from ._scenes_draw import DIGITS
+from skvem.datasets.scenes._draw import DIGITS
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import fft as sp_fft
 
-from ._scenes_draw import CATEGORY_GROUPS, GROUPS
+from skvem.datasets.scenes._draw import CATEGORY_GROUPS, GROUPS
 
 ROI_NAMES = ("early", "color", "category", "semantic")
 ENERGY_GRID = 16

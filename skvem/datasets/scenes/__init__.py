@@ -7,10 +7,10 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
-from .._progress import progress
-from ..images import ImageSet
-from . import _scenes_brain as brain_mod
-from ._scenes_draw import (
+from skvem._utils.progress import progress
+from skvem.images import ImageSet
+from skvem.datasets.scenes import _brain as brain_mod
+from skvem.datasets.scenes._draw import (
     CATEGORIES,
     CATEGORY_GROUPS,
     COLORS,
@@ -26,7 +26,7 @@ from ._scenes_draw import (
     object_rgb,
     pink_noise_textures,
 )
-from ._scenes_text import PLACE_NAMES, background_tone, describe
+from skvem.datasets.scenes._text import PLACE_NAMES, background_tone, describe
 
 __all__ = ["make_scenes"]
 
@@ -532,7 +532,7 @@ def make_scenes(
 
     noise_ceiling = None
     if n_repeats >= 2:
-        from ..metrics import noise_ceiling as _noise_ceiling
+        from skvem.metrics import noise_ceiling as _noise_ceiling
 
         noise_ceiling = _noise_ceiling(repeats)
     true_nc = 100.0 * brain.snr**2 / (brain.snr**2 + 1.0 / n_repeats)

@@ -1,6 +1,6 @@
 """Ridge regression with one alpha per target, chosen by K-fold cross-validation.
 
-This is the solver under :class:`skvem.ridge.VoxelRidgeCV`: a pure function,
+This is the solver under :class:`skvem.encoding.ridge.VoxelRidgeCV`: a pure function,
 in the style of :func:`himalaya.ridge.solve_ridge_cv_svd`, that runs on any
 himalaya backend (numpy, torch, torch_cuda, ...).
 
@@ -339,7 +339,7 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
     Examples
     --------
     >>> import numpy as np
-    >>> from skvem._ridge_solver import solve_ridge_cv
+    >>> from skvem.encoding._ridge_solver import solve_ridge_cv
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((60, 5))
     >>> Y = X @ rng.standard_normal((5, 3)) + rng.standard_normal((60, 3))

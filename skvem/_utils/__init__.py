@@ -1,0 +1,1 @@
+"""Private helpers every step shares: validation, model hub, cache, torch, progress bars."""

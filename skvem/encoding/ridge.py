@@ -1,0 +1,329 @@
+"""Voxelwise ridge regression with one regularisation strength per voxel.
+
+:class:`VoxelRidgeCV` maps image features to every voxel at once, choosing
+each voxel's ``alpha`` by K-fold cross-validation, on a himalaya backend
+(GPU when available). It is a scikit-learn estimator: it works in
+``Pipeline``, ``cross_val_score`` and ``GridSearchCV``, and follows
+himalaya's ``RidgeCV`` (same alpha selection, same ``coef_`` layout) so that
+voxelwise-modelling scripts can swap one for the other.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skvem.encoding._ridge_solver import resolve_backend, solve_ridge_cv
+from skvem._utils.validation import check_fmri, check_positive_int
+from skvem.metrics import _pearson_r_2d
+
+__all__ = ["VoxelRidgeCV"]
+
+#: Default alphas, ``np.logspace(-2, 6, 9)`` written as a tuple: scikit-learn
+#: requires immutable constructor defaults.
+DEFAULT_ALPHAS = (1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6)
+
+_SOLVERS = ("auto", "primal", "kernel")
+
+
+def _check_alphas(alphas):
+    try:
+        arr = np.asarray(alphas, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"alphas must be an array of positive floats; got {alphas!r}.") from exc
+    if arr.ndim > 1:
+        raise ValueError(f"alphas must be a 1-D array of positive floats; got shape {arr.shape}.")
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        raise ValueError("alphas is empty; give at least one positive value.")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"alphas must all be finite and > 0; got {alphas!r}.")
+    return arr
+
+
+class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge regression with one alpha per voxel, chosen by cross-validation.
+
+    For each voxel (column of ``y``) independently, solves::
+
+        min_b ||X b + intercept - y||^2 + alpha ||b||^2
+
+    where ``alpha`` is the candidate with the best mean validation score over
+    the folds of ``cv``, then refits on all samples. All voxels share the
+    decompositions of ``X``, so tens of thousands of voxels cost little more
+    than one matrix product per fold. Computation is float32, on a himalaya
+    backend (a CUDA GPU when available).
+
+    Parameters
+    ----------
+    alphas : array-like of shape (n_alphas,), default=np.logspace(-2, 6, 9)
+        Candidate regularisation strengths, all > 0. Stored as given
+        (the default is the tuple ``(1e-2, 1e-1, ..., 1e6)``).
+    cv : int, cross-validation generator or iterable, default=5
+        Folds for choosing alpha, as in scikit-learn: an int is
+        ``KFold(cv)`` without shuffling (neighbouring fMRI trials stay
+        together); an iterable of ``(train, test)`` index arrays, e.g.
+        ``list(GroupKFold(5).split(X, y, groups=sessions))``, is used as is.
+    fit_intercept : bool, default=True
+        Fit an unpenalised intercept by centring features and responses on
+        the training samples of each fold. (himalaya's ``RidgeCV`` defaults
+        to False.)
+    backend : {"auto", "numpy", "torch", "torch_cuda", "cupy"}, default="auto"
+        himalaya backend for fitting. ``"auto"`` uses ``"torch_cuda"`` when
+        PyTorch sees a CUDA device, else ``"torch"`` on the CPU, measured
+        ~10% faster than ``"numpy"`` (see
+        ``skvem.encoding._ridge_solver.AUTO_CPU_BACKEND``). The global himalaya
+        backend is not changed.
+    solver : {"auto", "primal", "kernel"}, default="auto"
+        How ``X`` is diagonalised in each fold: ``"primal"`` (through the
+        n_features x n_features Gram matrix) or ``"kernel"`` (through the
+        n_samples x n_samples linear kernel, cheaper when there are more
+        features than samples). ``"auto"`` picks
+        ``"primal"`` when n_features <= n_samples, else ``"kernel"``.
+        Both give the same model.
+    n_targets_batch : int or None, default=None
+        Voxels processed at once. None bounds the work memory to about
+        128 MB on CPU (2 GB on GPU), whatever the number of voxels.
+    n_alphas_batch : int or None, default=None
+        Alphas whose validation predictions are held in memory at once;
+        None: all of them.
+    verbose : bool, default=False
+        Show a tqdm progress bar over voxel batches.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features, n_voxels) or (n_features,)
+        Ridge weights, float32. As in himalaya, features come first (the
+        transpose of scikit-learn's ``Ridge.coef_``); 1-D when ``y`` was 1-D.
+    intercept_ : ndarray of shape (n_voxels,) or float
+        Intercepts (zeros when ``fit_intercept=False``).
+    best_alphas_ : ndarray of shape (n_voxels,)
+        Selected alpha of each voxel, one of ``alphas``.
+    cv_scores_ : ndarray of shape (n_voxels,)
+        Cross-validation score of the selected alpha: the negative mean
+        squared error on the validation samples, averaged over folds --
+        himalaya's selection criterion (``l2_neg_loss``), so that both
+        select the same alphas.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in,)
+        Feature names, if ``X`` was a DataFrame with string column names.
+    backend_ : str
+        himalaya backend used for fitting (``"auto"`` resolved).
+    solver_ : str
+        ``"primal"`` or ``"kernel"``, the decomposition used.
+
+    See Also
+    --------
+    himalaya.ridge.RidgeCV : The reference implementation; the same alphas
+        are selected. ``VoxelRidgeCV`` differs by ``fit_intercept=True``,
+        numpy outputs, and ``score``.
+    sklearn.linear_model.RidgeCV : With ``alpha_per_target=True``, per-target
+        alphas by leave-one-out only.
+    skvem.metrics.pearson_r : The per-voxel score.
+
+    Notes
+    -----
+    ``score`` departs from scikit-learn's ``RegressorMixin``: it returns the
+    **mean Pearson correlation over voxels**, the usual encoding-model
+    accuracy, not the coefficient of determination R^2. So
+    ``cross_val_score(VoxelRidgeCV(), X, y)`` and ``GridSearchCV`` rank models
+    by mean voxel correlation without a ``scoring=`` argument.
+    ``score_voxels`` gives the per-voxel correlations.
+
+    ``predict`` always returns a float32 numpy array, whatever the backend,
+    and runs on the CPU (one matrix product).
+
+    The cross-validation sweep diagonalises each training fold once and
+    obtains the validation predictions of every alpha from the same factors
+    (see ``skvem.encoding._ridge_solver``); it costs about
+    ``2 * n_folds * rank * (n_train + n_alphas * n_test)`` flops per voxel.
+    On a 2-core CPU, 2000 images x 512 features -> 20000 voxels (9 alphas,
+    5 folds) fit in ~3 s, 4x faster than himalaya's ``RidgeCV`` with the same
+    alphas, with a quarter of its peak memory and the same alpha for
+    99.99% of the voxels (``benchmarks/bench_ridge.py``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvem.encoding.ridge import VoxelRidgeCV
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 20))
+    >>> Y = X @ rng.standard_normal((20, 50)) + rng.standard_normal((200, 50))
+    >>> model = VoxelRidgeCV(backend="numpy").fit(X[:150], Y[:150])
+    >>> model.coef_.shape, model.best_alphas_.shape
+    ((20, 50), (50,))
+    >>> model.predict(X[150:]).dtype
+    dtype('float32')
+    >>> bool(model.score(X[150:], Y[150:]) > 0.9)   # mean voxel correlation
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        alphas=DEFAULT_ALPHAS,
+        cv=5,
+        fit_intercept=True,
+        backend="auto",
+        solver="auto",
+        n_targets_batch=None,
+        n_alphas_batch=None,
+        verbose=False,
+    ):
+        self.alphas = alphas
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.backend = backend
+        self.solver = solver
+        self.n_targets_batch = n_targets_batch
+        self.n_alphas_batch = n_alphas_batch
+        self.verbose = verbose
+
+    def _check_params(self):
+        alphas = _check_alphas(self.alphas)
+        if not isinstance(self.fit_intercept, (bool, np.bool_)):
+            raise ValueError(f"fit_intercept must be True or False; got {self.fit_intercept!r}.")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}.")
+        if isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool) and self.cv < 2:
+            raise ValueError(f"cv must be at least 2 folds; got cv={self.cv}.")
+        check_positive_int(self.n_targets_batch, name="n_targets_batch", allow_none=True)
+        check_positive_int(self.n_alphas_batch, name="n_alphas_batch", allow_none=True)
+        backend = resolve_backend(self.backend)  # ValueError naming backend
+        return alphas, backend
+
+    def fit(self, X, y):
+        """Choose each voxel's alpha by cross-validation and fit the weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features, one row per image.
+        y : array-like of shape (n_samples, n_voxels) or (n_samples,)
+            Responses, one row per image; 1-D for a single voxel. Must be
+            finite: drop (or impute) NaN voxels first.
+
+        Returns
+        -------
+        self : VoxelRidgeCV
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters (message names the parameter), NaN or
+            infinite values, 3-D or empty ``y``, or ``X`` and ``y`` of
+            different lengths.
+        """
+        alphas, backend = self._check_params()
+        X = validate_data(self, X, reset=True, dtype=np.float32)
+        if y is None:
+            raise ValueError(
+                f"This {type(self).__name__} estimator requires y to be passed, "
+                "but the target y is None."
+            )
+        # float64 responses stay float64 here: the solver converts them to
+        # float32 one voxel batch at a time, never copying the whole array.
+        Y, was_1d = check_fmri(y, n_samples=X.shape[0], name="y")
+
+        result = solve_ridge_cv(
+            X, Y, alphas,
+            cv=self.cv,
+            fit_intercept=self.fit_intercept,
+            solver=self.solver,
+            n_targets_batch=self.n_targets_batch,
+            n_alphas_batch=self.n_alphas_batch,
+            refit=True,
+            backend=backend,
+            progress_bar=bool(self.verbose),
+        )
+        self.backend_ = backend.name
+        self.solver_ = result.solver
+        self.best_alphas_ = result.best_alphas
+        self.cv_scores_ = result.cv_scores
+        self.coef_ = result.coef
+        self.intercept_ = result.intercept
+        if was_1d:
+            # As scikit-learn (and himalaya): a 1-D target gives 1-D weights.
+            self.coef_ = self.coef_[:, 0]
+            self.intercept_ = float(self.intercept_[0])
+        return self
+
+    def predict(self, X):
+        """Predict the responses of every voxel.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_voxels) or (n_samples,), float32
+            Predicted responses; 1-D if the model was fitted on a 1-D ``y``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        y_pred = X @ self.coef_
+        y_pred += np.float32(self.intercept_) if np.ndim(self.intercept_) == 0 else self.intercept_
+        return y_pred
+
+    def score_voxels(self, X, y):
+        """Pearson correlation between measured and predicted responses, per voxel.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+        y : array-like of shape (n_samples, n_voxels) or (n_samples,)
+            Measured responses.
+
+        Returns
+        -------
+        r : ndarray of shape (n_voxels,)
+            Correlation of each voxel (0 for a constant voxel); length 1 for
+            a 1-D ``y``.
+        """
+        y_pred = self.predict(X)
+        y_true, _ = check_fmri(y, n_samples=y_pred.shape[0], name="y")
+        y_pred = y_pred.reshape(y_pred.shape[0], -1)
+        if y_pred.shape[1] != y_true.shape[1]:
+            raise ValueError(
+                f"y has {y_true.shape[1]} voxels but the model predicts {y_pred.shape[1]}."
+            )
+        if y_true.shape[0] < 2:
+            raise ValueError(
+                f"A correlation needs at least 2 samples; got n_samples={y_true.shape[0]}."
+            )
+        return _pearson_r_2d(y_true, y_pred)
+
+    def score(self, X, y):
+        """Mean Pearson correlation over voxels (not R^2).
+
+        This departs from scikit-learn's ``RegressorMixin.score`` (R^2) on
+        purpose: correlation is the standard accuracy of voxelwise encoding
+        models, and ``cross_val_score`` / ``GridSearchCV`` use this method
+        when no ``scoring`` is given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+        y : array-like of shape (n_samples, n_voxels) or (n_samples,)
+            Measured responses.
+
+        Returns
+        -------
+        score : float
+            Mean over voxels of :meth:`score_voxels`.
+        """
+        return float(np.mean(self.score_voxels(X, y)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = False
+        return tags

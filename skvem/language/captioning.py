@@ -1,0 +1,489 @@
+"""Images to captions with a vision-language model, cached on disk.
+
+:class:`CaptionTransformer` is the first step of the LLM-VEM text pipeline: a
+vision-language model writes a description of every stimulus image, which a
+text encoder (:mod:`skvem.language.text`) then embeds. Captioning is by far the most
+expensive step (GPU-hours for the 73,000 NSD images), so every caption is
+stored on disk as soon as its batch finishes, keyed by everything that
+determines it. Cross-validation folds, grid-search candidates, parallel jobs
+and re-runs after a crash therefore caption each image once.
+
+The cache
+---------
+Captions live in skvem's SQLite cache (:mod:`skvem._utils.cache`):
+``$SKVEM_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/skvem`` or
+``~/.cache/skvem``, or the folder given as ``cache_dir``. Delete that folder,
+or call ``skvem._utils.cache.clear_cache()`` (``clear_cache(cache_dir)`` for a
+custom folder), to clear it. One entry is keyed by
+
+* the captioner's identity: a Hugging Face id with its ``revision``
+  (``None`` counts as the default branch: pin a commit to make the cache
+  exact); for a local folder, a hash of its contents (file names, sizes and
+  bytes: whole for files up to 8 MiB, three 1 MiB samples of larger weight
+  files; modification times are ignored so a copied folder keeps its
+  captions); for a callable, its ``cache_key`` attribute, else its
+  module-qualified name;
+* ``prompt``, ``max_new_tokens``, ``num_beams`` and ``generate_kwargs``;
+* the image's content fingerprint (:meth:`skvem.images.ImageSet.fingerprints`).
+
+``device``, ``dtype`` and ``batch_size`` are *not* part of the key: captions
+made in bfloat16 on a GPU are reused by a CPU run, although they may differ
+from what float32 would have written in rare near-ties.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from skvem._utils.cache import namespace_key, resolve_cache
+from skvem._utils.progress import progress
+from skvem.images import ImageSet, as_imageset
+
+__all__ = ["CaptionTransformer", "DEFAULT_CAPTIONER", "DEFAULT_PROMPT"]
+
+DEFAULT_CAPTIONER = "HuggingFaceTB/SmolVLM-256M-Instruct"
+DEFAULT_PROMPT = "Describe this image in detail."
+# Bumped when the way captions are produced changes, to invalidate old entries.
+_CACHE_VERSION = 1
+
+
+def _callable_identity(func):
+    """``(identity, cacheable)`` of a callable captioner."""
+    key = getattr(func, "cache_key", None)
+    if key is not None:
+        return f"callable:{key}", True
+    import inspect
+
+    target = func if hasattr(func, "__qualname__") else type(func)
+    module = getattr(target, "__module__", None) or "?"
+    qualname = getattr(target, "__qualname__", None) or type(func).__name__
+    # Only a plain module-level function is identified by its name. Lambdas
+    # and local functions share names with others; partials, bound methods
+    # and callable instances carry configuration the name does not show
+    # (``partial(caption, model="large")``). Caching any of those under the
+    # name could serve another captioner's captions; they need a cache_key.
+    cacheable = (
+        inspect.isfunction(func) and "<lambda>" not in qualname and "<locals>" not in qualname
+    )
+    return f"callable:{module}.{qualname}", cacheable
+
+
+class CaptionTransformer(TransformerMixin, BaseEstimator):
+    """Describe images with a vision-language model (or any captioner).
+
+    Parameters
+    ----------
+    model : str or callable, default="HuggingFaceTB/SmolVLM-256M-Instruct"
+        The captioner. One of:
+
+        * a Hugging Face id or a local folder of any model that
+          ``transformers.AutoModelForImageTextToText`` loads. Chat VLMs
+          (SmolVLM/Idefics3, Qwen2-VL, LLaVA, ...) get ``prompt`` through
+          their chat template; task-prompt models (Florence-2, PaliGemma)
+          get ``prompt`` as is (e.g. ``"<MORE_DETAILED_CAPTION>"``);
+          encoder-decoder captioners without a chat template (BLIP, GIT)
+          caption without a prompt. The default, SmolVLM-256M-Instruct, is
+          a 256M-parameter chat VLM that writes paragraph-long descriptions
+          and runs on a CPU (its processor needs the ``num2words`` package);
+        * a callable ``f(list of PIL.Image) -> list of str``; its
+          ``cache_key`` attribute (else its module-qualified name)
+          identifies it in the cache. Lambdas and local functions without a
+          ``cache_key`` are not cached;
+        * ``"precomputed"``: return the captions the :class:`ImageSet`
+          carries (e.g. COCO captions of NSD images).
+    prompt : str, default="Describe this image in detail."
+        The instruction given to chat VLMs (see ``model``).
+    max_new_tokens : int, default=128
+        Length limit of each caption, in tokens.
+    num_beams : int, default=1
+        Beam width; 1 is greedy decoding. Decoding is never sampled, so
+        captions are reproducible (and cacheable).
+    batch_size : int, default=8
+        Images per call of the model (and per cache write).
+    generate_kwargs : dict, optional
+        Further arguments of ``model.generate`` (e.g.
+        ``{"repetition_penalty": 1.2}``); part of the cache key.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA, then MPS, then CPU.
+    dtype : str, default="auto"
+        Weights' precision: ``"auto"`` is bfloat16 on CUDA, float32
+        elsewhere.
+    revision : str, optional
+        Branch, tag or commit of a Hugging Face repository.
+    cache_dir : str, path, None or False, default=None
+        Where captions are cached; ``None`` is skvem's default cache
+        folder (see the module documentation), ``False`` switches caching
+        off.
+    verbose : bool or int, default=False
+        Show a progress bar while captioning.
+
+    Attributes
+    ----------
+    captioner_id_ : str
+        The identity of the captioner used in cache keys.
+
+    See Also
+    --------
+    skvem.language.text.CLIPTextEmbedder : Embeds the captions.
+
+    Notes
+    -----
+    The model loads lazily, the first time an image is not in the cache,
+    and is shared by clones within a process. Pickling a fitted transformer
+    leaves the model out; it reloads on demand. Every batch is written to
+    the cache as soon as it is captioned, in one transaction: a run killed
+    at any moment loses at most the batch in flight, and the next run
+    resumes. Several processes (``cross_val_score(..., n_jobs=2)``) may
+    share the cache. Identical images are captioned once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvem.language.captioning import CaptionTransformer
+    >>> images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    >>> def describe(pil_images):
+    ...     return ["a black square" for _ in pil_images]
+    >>> CaptionTransformer(model=describe, cache_dir=False).fit_transform(images)
+    array(['a black square', 'a black square'], dtype=object)
+
+    With a vision-language model (downloads it on first use):
+
+    >>> captioner = CaptionTransformer(prompt="Describe this image in detail.")  # doctest: +SKIP
+    >>> captioner.fit_transform(images)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        model=DEFAULT_CAPTIONER,
+        prompt=DEFAULT_PROMPT,
+        max_new_tokens=128,
+        num_beams=1,
+        batch_size=8,
+        generate_kwargs=None,
+        device="auto",
+        dtype="auto",
+        revision=None,
+        cache_dir=None,
+        verbose=False,
+    ):
+        self.model = model
+        self.prompt = prompt
+        self.max_new_tokens = max_new_tokens
+        self.num_beams = num_beams
+        self.batch_size = batch_size
+        self.generate_kwargs = generate_kwargs
+        self.device = device
+        self.dtype = dtype
+        self.revision = revision
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+
+    # -- parameters ---------------------------------------------------------
+
+    def _check_params(self):
+        for name in ("max_new_tokens", "num_beams", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"CaptionTransformer: {name} must be an int >= 1; got {value!r}")
+        if not (
+            callable(self.model)
+            or (isinstance(self.model, (str, os.PathLike)) and os.fspath(self.model))
+        ):
+            raise ValueError(
+                "CaptionTransformer: model must be a Hugging Face id, a local folder, a callable "
+                f"or 'precomputed'; got {self.model!r}"
+            )
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise ValueError(
+                f"CaptionTransformer: prompt must be a str or None; got {self.prompt!r}"
+            )
+        if self.generate_kwargs is not None:
+            if not isinstance(self.generate_kwargs, dict):
+                raise ValueError(
+                    "CaptionTransformer: generate_kwargs must be a dict or None; "
+                    f"got {self.generate_kwargs!r}"
+                )
+            clash = {"max_new_tokens", "num_beams", "do_sample"} & set(self.generate_kwargs)
+            if clash:
+                raise ValueError(
+                    f"CaptionTransformer: set {sorted(clash)} through the parameters, not "
+                    "generate_kwargs (sampling is not supported: captions must be reproducible)"
+                )
+        if self.revision is not None and not isinstance(self.revision, str):
+            raise ValueError(
+                f"CaptionTransformer: revision must be a str or None; got {self.revision!r}"
+            )
+        resolve_cache(self.cache_dir)  # raises ValueError for a bad cache_dir
+
+    def _is_precomputed(self):
+        return isinstance(self.model, str) and self.model == "precomputed"
+
+    def _resolve(self):
+        from skvem._utils.hub import resolve_pretrained
+
+        return resolve_pretrained(
+            self.model,
+            revision=self.revision,
+            owner="CaptionTransformer",
+            param="model",
+            required_file=("config.json",),
+        )
+
+    def _identity(self):
+        """``(captioner identity, cacheable)``; no network, no model loading."""
+        if self._is_precomputed():
+            return "precomputed", False
+        if callable(self.model):
+            return _callable_identity(self.model)
+        from skvem._utils.hub import folder_fingerprint, looks_like_path
+
+        spec = os.fspath(self.model)
+        if os.path.isdir(os.path.expanduser(spec)):
+            return f"folder:{folder_fingerprint(os.path.expanduser(spec))}", True
+        if looks_like_path(spec):
+            self._resolve()  # raises the error that says what was looked for
+        # A Hugging Face id is identified by name, whether or not it is
+        # downloaded yet, so cached captions are found without the model.
+        return f"hf:{spec}@{self.revision or 'main'}", True
+
+    def _namespace(self, identity):
+        kwargs = {k: self.generate_kwargs[k] for k in sorted(self.generate_kwargs or {})}
+        return namespace_key(
+            "caption",
+            {
+                "captioner": identity,
+                "prompt": self.prompt,
+                "max_new_tokens": int(self.max_new_tokens),
+                "num_beams": int(self.num_beams),
+                "generate_kwargs": kwargs,
+                "version": _CACHE_VERSION,
+            },
+        )
+
+    # -- estimator API --------------------------------------------------------
+
+    def fit(self, X=None, y=None):
+        """Check the parameters; nothing is learned and no model is loaded.
+
+        Parameters
+        ----------
+        X : ImageSet, array or list of images, optional
+            Not used (checked to be an accepted image input).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+
+        Raises
+        ------
+        ValueError
+            For an invalid parameter.
+        skvem._utils.hub.ModelNotFoundError
+            When ``model`` is a path to a folder that does not exist.
+        """
+        self._check_params()
+        if X is not None:
+            as_imageset(X)
+        self.captioner_id_ = self._identity()[0]
+        return self
+
+    def transform(self, X):
+        """Caption images, reusing cached captions.
+
+        Parameters
+        ----------
+        X : ImageSet, ndarray of shape (n, H, W[, 3]), list of PIL images or paths
+            The images (see :func:`skvem.images.as_imageset`).
+
+        Returns
+        -------
+        captions : ndarray of object, shape (n_images,)
+            One Python ``str`` per image: the model's answer only (no
+            prompt, no special tokens, stripped).
+
+        Raises
+        ------
+        skvem.images.ImageLoadError
+            When an image cannot be read (the message names the file and
+            its index); nothing is captioned or cached then.
+        skvem._utils.hub.ModelNotFoundError
+            When the model is needed but can be neither found nor
+            downloaded.
+        ValueError
+            With ``model="precomputed"``, when the images carry no captions
+            or some are missing (their indices are named).
+        """
+        check_is_fitted(self)
+        self._check_params()
+        images = as_imageset(X)
+        n = len(images)
+        out = np.empty(n, dtype=object)
+        if n == 0:
+            return out
+        if self._is_precomputed():
+            return self._precomputed(images)
+        identity, cacheable = self._identity()
+        cache = resolve_cache(self.cache_dir)
+        if cache is not None and not cacheable:
+            warnings.warn(
+                f"CaptionTransformer: captions of {identity.split(':', 1)[1]} are not cached "
+                "because a lambda or local function has no stable name; give it a "
+                "`cache_key` attribute (a str naming the captioner and its version) to cache them.",
+                UserWarning,
+                stacklevel=2,
+            )
+            cache = None
+        if cache is None:
+            todo = list(range(n))
+            fingerprints = namespace = None
+        else:
+            # Fingerprinting reads every image first, so an unreadable one
+            # fails before anything is captioned or written.
+            fingerprints = images.fingerprints()
+            namespace = self._namespace(identity)
+            found = cache.get_many(namespace, fingerprints.tolist())
+            todo, seen = [], set()
+            for i, fp in enumerate(fingerprints):
+                if fp in found:
+                    out[i] = found[fp]
+                elif fp not in seen:  # identical images are captioned once
+                    seen.add(fp)
+                    todo.append(i)
+            if todo:
+                cache.register(
+                    namespace,
+                    "caption",
+                    {
+                        "captioner": identity,
+                        "prompt": self.prompt,
+                        "max_new_tokens": self.max_new_tokens,
+                        "num_beams": self.num_beams,
+                        "generate_kwargs": self.generate_kwargs,
+                    },
+                )
+        if todo:
+            self._caption(images, todo, out, cache, namespace, fingerprints)
+        if fingerprints is not None and any(c is None for c in out):
+            # Duplicates of images captioned in this call.
+            by_fp = {fp: c for fp, c in zip(fingerprints, out) if c is not None}
+            for i, fp in enumerate(fingerprints):
+                if out[i] is None:
+                    out[i] = by_fp[fp]
+        return out
+
+    def _caption(self, images, todo, out, cache, namespace, fingerprints):
+        captioner = self._get_captioner()
+        name = (
+            getattr(self.model, "__name__", type(self.model).__name__)
+            if callable(self.model)
+            else self.model
+        )
+        bar = progress(total=len(todo), verbose=self.verbose, desc="captioning", unit="img")
+        try:
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start : start + self.batch_size]
+                pil = [images.get_pil(i) for i in batch]
+                captions = captioner(pil)
+                captions = _check_captions(captions, len(batch), name)
+                for i, caption in zip(batch, captions):
+                    out[i] = caption
+                if cache is not None:
+                    cache.put_many(namespace, {fingerprints[i]: c for i, c in zip(batch, captions)})
+                bar.update(len(batch))
+        finally:
+            bar.close()
+
+    def _get_captioner(self):
+        """A function ``list of PIL images -> list of str``; loads the model."""
+        if callable(self.model):
+            return self.model
+        # Reload when model, revision, device or dtype changed since the last
+        # load (set_params needs no refit here: fit learns nothing).
+        load_key = (os.fspath(self.model), self.revision, self.device, self.dtype)
+        model = getattr(self, "_captioner_", None)
+        if model is None or getattr(self, "_captioner_key", None) != load_key:
+            from skvem.language._hf_captioner import load_hf_captioner
+            from skvem.language._text_models import _path_stamp
+
+            resolved = self._resolve()
+            stamp = _path_stamp(resolved.location) if resolved.kind == "local" else None
+            model = load_hf_captioner(
+                resolved,
+                device=self.device,
+                dtype=self.dtype,
+                stamp=stamp,
+                owner="CaptionTransformer",
+            )
+            self._captioner_ = model
+            self._captioner_key = load_key
+        prompt, max_new, beams, kwargs = (
+            self.prompt,
+            int(self.max_new_tokens),
+            int(self.num_beams),
+            self.generate_kwargs,
+        )
+        return lambda pil: model(
+            pil, prompt=prompt, max_new_tokens=max_new, num_beams=beams, generate_kwargs=kwargs
+        )
+
+    def _precomputed(self, images):
+        captions = images.captions if isinstance(images, ImageSet) else None
+        if captions is None:
+            raise ValueError(
+                "CaptionTransformer(model='precomputed') needs an ImageSet carrying captions: "
+                "ImageSet(images, captions=[...])"
+            )
+        missing = [i for i, c in enumerate(captions) if c is None]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise ValueError(
+                f"CaptionTransformer(model='precomputed'): {len(missing)} of {len(captions)} "
+                f"images have no caption (indices {shown})"
+            )
+        for i, c in enumerate(captions):
+            if not isinstance(c, str):
+                raise TypeError(
+                    f"CaptionTransformer(model='precomputed'): caption {i} is a "
+                    f"{type(c).__name__}, not a str"
+                )
+        out = np.empty(len(captions), dtype=object)
+        out[:] = [str(c) for c in captions]
+        return out
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # Pretrained weights are reloaded on demand, never pickled.
+        state.pop("_captioner_", None)
+        state.pop("_captioner_key", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = False
+        tags.requires_fit = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+def _check_captions(captions, n, name):
+    if isinstance(captions, str) or not hasattr(captions, "__len__"):
+        raise TypeError(
+            f"captioner {name!r} must return a list of str, got {type(captions).__name__}"
+        )
+    captions = list(captions)
+    if len(captions) != n:
+        raise ValueError(f"captioner {name!r} returned {len(captions)} captions for {n} images")
+    for c in captions:
+        if not isinstance(c, str):
+            raise TypeError(f"captioner {name!r} returned a {type(c).__name__}, not a str")
+    return [str(c) for c in captions]
