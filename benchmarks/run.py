@@ -6,6 +6,10 @@ one-at-a-time loop) within one process and reports ratios, which stay
 meaningful on a shared, noisy machine where absolute times do not.
 
     python benchmarks/run.py [--quick] [--only ridge,text] [--json results.json]
+
+Every ``bench_<area>.py`` beside this file is an area. ``--json`` updates the
+file in place: the areas that ran replace their old entries, the others are
+kept, so one benchmark can be re-measured without re-running all of them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-AREAS = ("ridge", "featurizers", "text", "captioning", "scenes")
+# The cheap, established areas first; a new ``bench_<area>.py`` joins by existing.
+_FIRST = ("ridge", "featurizers", "text", "captioning", "scenes")
+_FOUND = sorted(f[len("bench_"):-3] for f in os.listdir(HERE) if f.startswith("bench_") and f.endswith(".py"))
+AREAS = tuple(a for a in _FIRST if a in _FOUND) + tuple(a for a in _FOUND if a not in _FIRST)
+# Areas that need hardware this machine may lack run only when named in --only.
+ON_REQUEST = ("gpu",)
 
 
 def headline_ratios(result, prefix=""):
@@ -42,13 +51,29 @@ def headline_ratios(result, prefix=""):
     return rows
 
 
+def write_results(path, results):
+    """Merge ``results`` into the JSON file at ``path`` (areas that ran replace old ones)."""
+    merged = {"benchmarks": {}}
+    if os.path.exists(path):
+        with open(path) as f:
+            merged = json.load(f)
+    merged.setdefault("benchmarks", {}).update(results["benchmarks"])
+    for key in ("machine", "quick"):
+        merged[key] = results[key]
+    tmp = f"{path}.partial"
+    with open(tmp, "w") as f:
+        json.dump(merged, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (minutes, not tens)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(AREAS)}")
     parser.add_argument("--json", help="write every result to this JSON file")
     args = parser.parse_args(argv)
-    areas = AREAS if not args.only else tuple(a.strip() for a in args.only.split(","))
+    areas = tuple(a for a in AREAS if a not in ON_REQUEST) if not args.only else \
+        tuple(a.strip() for a in args.only.split(","))
     unknown = [a for a in areas if a not in AREAS]
     if unknown:
         parser.error(f"unknown benchmarks {unknown}; choose from {AREAS}")
@@ -82,8 +107,7 @@ def main(argv=None) -> int:
         for path, value in headline_ratios(result):
             print(f"{area:<12} {path:<60} {value:8.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2, default=str)
+        write_results(args.json, results)
         print(f"\nwrote {args.json}")
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
