@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skvem.app._common import none_or
+from skvem.app._common import check_output_path, none_or
 
 __all__ = ["add_parser", "run"]
 
@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    check_output_path(args.out, kind="dir", option="--out")
     from skvem.app.algonauts import AlgonautsJob
 
     job = AlgonautsJob(

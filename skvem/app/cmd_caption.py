@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from skvem.app._common import CommandError
+from skvem.app._common import CommandError, check_output_path
 
 _HDF5_EXTENSIONS = (".hdf5", ".h5")
 
@@ -64,6 +64,7 @@ def _collect_image_sources(inputs, hdf5_key):
 
 
 def run(args) -> int:
+    check_output_path(args.out, kind="file", option="--out")
     from skvem.language.captioning import CaptionTransformer
 
     sources = _collect_image_sources(args.images, args.hdf5_key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from skvem.app._common import CommandError
+from skvem.app._common import CommandError, check_output_path
 
 __all__ = ["add_parser", "run"]
 
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    check_output_path(args.out, kind="dir", option="--out")
     from skvem.app.demo import DemoSettings, format_table, run_demo
 
     base = DemoSettings.quick() if args.quick else DemoSettings()
