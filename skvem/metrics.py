@@ -41,20 +41,45 @@ def _voxel_blocks(n_rows, n_voxels):
         yield slice(start, min(start + step, n_voxels))
 
 
+# A column is constant when its range is at most this many float64 ulps of
+# its largest magnitude: the mean of identical float64 values is not always
+# that value, so centring leaves rounding residue that a ``den > 0`` test
+# would score as r = +/-1 (issue 9). Genuine spreads this small carry no
+# correlation a float64 computation could resolve anyway.
+_CONSTANT_ULPS = 16.0
+
+
+def _standardise(a):
+    """Scale each column to max |a| = 1, centre it; flag constant columns.
+
+    Scaling before centring keeps every later product in range, so data
+    around 1e200 or 1e-200 neither overflows nor underflows.
+    """
+    scale = np.max(np.abs(a), axis=0)
+    scale[scale == 0] = 1.0
+    a /= scale
+    spread = np.max(a, axis=0) - np.min(a, axis=0)
+    constant = spread <= _CONSTANT_ULPS * np.finfo(np.float64).eps
+    a -= a.mean(axis=0)
+    return constant
+
+
 def _pearson_r_2d(a, b):
-    """Column-wise Pearson r of two validated 2-D arrays of equal shape."""
+    """Column-wise Pearson r of two validated 2-D arrays of equal shape.
+
+    The one Pearson implementation of skvem: every per-voxel correlation
+    (``pearson_r``, ``algonauts_score``, ``VoxelRidgeCV.score``) goes
+    through it. A constant column scores 0.
+    """
     n_samples, n_voxels = a.shape
     out = np.empty(n_voxels, dtype=np.float64)
     for sl in _voxel_blocks(n_samples, n_voxels):
-        x = a[:, sl].astype(np.float64)
+        x = a[:, sl].astype(np.float64)  # always a copy: modified in place
         y = b[:, sl].astype(np.float64)
-        x -= x.mean(axis=0)
-        y -= y.mean(axis=0)
+        constant = _standardise(x) | _standardise(y)
         num = np.einsum("ij,ij->j", x, y)
         den = np.sqrt(np.einsum("ij,ij->j", x, x) * np.einsum("ij,ij->j", y, y))
-        # A constant column has den == 0 exactly (centring identical float
-        # values gives exact zeros): define r = 0 rather than NaN.
-        r = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        r = np.divide(num, den, out=np.zeros_like(num), where=~constant)
         out[sl] = np.clip(r, -1.0, 1.0)  # rounding can step past +/-1
     return out
 
@@ -89,8 +114,10 @@ def pearson_r(y_true, y_pred):
     -------
     r : ndarray of shape (n_voxels,), or float if ``y_true`` is 1-D
         Correlation of each voxel, in [-1, 1]. A voxel whose measured or
-        predicted column is exactly constant scores 0 (its correlation is
-        undefined); no NaN and no warning is produced.
+        predicted column is constant (its range is within a few float64
+        rounding errors of its magnitude) scores 0, as its correlation is
+        undefined; no NaN and no warning is produced. Columns are scaled
+        before they are multiplied, so any finite magnitude works.
 
     Raises
     ------

@@ -61,6 +61,28 @@ def test_pearson_r_constant_columns_give_zero_without_warning(rng):
     assert np.all(np.isfinite(r))
 
 
+@pytest.mark.parametrize("n", [159, 7, 1000])
+def test_pearson_r_constant_float64_columns_score_zero(n):
+    # Issue 9: the mean of identical float64 values is not always that value,
+    # so a `den > 0` test passed on rounding residue and scored +/-1.
+    values = np.round(np.linspace(0.01, 0.99, 99), 2)
+    y = np.repeat(values[None, :], n, axis=0)
+    p = np.repeat(values[::-1][None, :], n, axis=0)
+    np.testing.assert_array_equal(pearson_r(y, p), 0.0)
+    scores = algonauts_score_voxels(y, p, noise_ceiling=np.full(99, 50.0))
+    np.testing.assert_array_equal(scores, 0.0)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e150, 1e-150])
+def test_pearson_r_extreme_magnitudes(scale):
+    # Issue 13 item 4: products of data around 1e200 overflow and around
+    # 1e-200 underflow unless the columns are scaled first.
+    y = np.array([1.0, 2.0, 3.0, 5.0]) * scale
+    assert pearson_r(y, y) == pytest.approx(1.0)
+    assert pearson_r(y, -y) == pytest.approx(-1.0)
+    assert pearson_r(y, y + 1e6 * scale) == pytest.approx(1.0)
+
+
 def test_pearson_r_is_clipped_to_unit_interval(rng):
     y = rng.standard_normal((30, 4)) * 1e-3 + 7.0
     r = pearson_r(y, y)

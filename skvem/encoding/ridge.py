@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skvem.encoding._ridge_solver import resolve_backend, solve_ridge_cv
 from skvem._utils.validation import check_fmri, check_positive_int
-from skvem.metrics import _pearson_r_2d
+from skvem.metrics import pearson_r
 
 __all__ = ["VoxelRidgeCV"]
 
@@ -287,17 +287,11 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             a 1-D ``y``.
         """
         y_pred = self.predict(X)
-        y_true, _ = check_fmri(y, n_samples=y_pred.shape[0], name="y")
-        y_pred = y_pred.reshape(y_pred.shape[0], -1)
-        if y_pred.shape[1] != y_true.shape[1]:
-            raise ValueError(
-                f"y has {y_true.shape[1]} voxels but the model predicts {y_pred.shape[1]}."
-            )
-        if y_true.shape[0] < 2:
-            raise ValueError(
-                f"A correlation needs at least 2 samples; got n_samples={y_true.shape[0]}."
-            )
-        return _pearson_r_2d(y_true, y_pred)
+        n_out = 1 if y_pred.ndim == 1 else y_pred.shape[1]
+        n_voxels = 1 if np.ndim(y) == 1 else np.shape(y)[-1]
+        if n_out != n_voxels:
+            raise ValueError(f"y has {n_voxels} voxels but the model predicts {n_out}.")
+        return np.atleast_1d(pearson_r(y, y_pred))
 
     def score(self, X, y):
         """Mean Pearson correlation over voxels (not R^2).
