@@ -21,8 +21,9 @@ custom folder), to clear it. One entry is keyed by
   exact); for a local folder, a hash of its contents (file names, sizes and
   bytes: whole for files up to 8 MiB, three 1 MiB samples of larger weight
   files; modification times are ignored so a copied folder keeps its
-  captions); for a callable, its ``cache_key`` attribute, else its
-  module-qualified name;
+  captions); for a callable, its ``cache_key`` attribute, else (plain
+  module-level functions only) its name with a hash of its code and the
+  plain data it reads;
 * ``prompt``, ``max_new_tokens``, ``num_beams`` and ``generate_kwargs``;
 * the image's content fingerprint (:meth:`skvem.images.ImageSet.fingerprints`).
 
@@ -54,24 +55,31 @@ _CACHE_VERSION = 1
 
 
 def _callable_identity(func):
-    """``(identity, cacheable)`` of a callable captioner."""
+    """``(identity, cacheable, reason)`` of a callable captioner."""
     key = getattr(func, "cache_key", None)
     if key is not None:
-        return f"callable:{key}", True
+        return f"callable:{key}", True, ""
     import inspect
+
+    from skvem._utils.callable_key import function_key
 
     target = func if hasattr(func, "__qualname__") else type(func)
     module = getattr(target, "__module__", None) or "?"
     qualname = getattr(target, "__qualname__", None) or type(func).__name__
-    # Only a plain module-level function is identified by its name. Lambdas
-    # and local functions share names with others; partials, bound methods
-    # and callable instances carry configuration the name does not show
-    # (``partial(caption, model="large")``). Caching any of those under the
-    # name could serve another captioner's captions; they need a cache_key.
-    cacheable = (
-        inspect.isfunction(func) and "<lambda>" not in qualname and "<locals>" not in qualname
-    )
-    return f"callable:{module}.{qualname}", cacheable
+    name = f"{module}.{qualname}"
+    # A name alone is no identity: two scripts define ``describe`` in
+    # __main__, and an edited body keeps its name. Plain module-level
+    # functions are keyed by their code and the data they read; lambdas and
+    # local functions share names with others, and partials, bound methods
+    # and callable instances carry configuration the code does not show
+    # (``partial(caption, model="large")``): those need a cache_key.
+    if not inspect.isfunction(func) or "<lambda>" in qualname or "<locals>" in qualname:
+        reason = "a lambda, local function or configured callable has no stable identity"
+        return f"callable:{name}", False, reason
+    code_key, reason = function_key(func)
+    if code_key is None:
+        return f"callable:{name}", False, reason
+    return f"callable:{name}#{code_key}", True, ""
 
 
 class CaptionTransformer(TransformerMixin, BaseEstimator):
@@ -92,9 +100,12 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
           a 256M-parameter chat VLM that writes paragraph-long descriptions
           and runs on a CPU (its processor needs the ``num2words`` package);
         * a callable ``f(list of PIL.Image) -> list of str``; its
-          ``cache_key`` attribute (else its module-qualified name)
-          identifies it in the cache. Lambdas and local functions without a
-          ``cache_key`` are not cached;
+          ``cache_key`` attribute identifies it in the cache; without one, a
+          module-level function is keyed by its name, code and the plain
+          data it reads (:mod:`skvem._utils.callable_key`), so editing it
+          recaptions. Lambdas, local functions, partials, callable objects
+          and functions that read other objects (a loaded model) are not
+          cached without a ``cache_key`` (with a warning);
         * ``"precomputed"``: return the captions the :class:`ImageSet`
           carries (e.g. COCO captions of NSD images).
     prompt : str, default="Describe this image in detail."
@@ -237,21 +248,21 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         )
 
     def _identity(self):
-        """``(captioner identity, cacheable)``; no network, no model loading."""
+        """``(captioner identity, cacheable, why not)``; no network, no model loading."""
         if self._is_precomputed():
-            return "precomputed", False
+            return "precomputed", False, ""
         if callable(self.model):
             return _callable_identity(self.model)
         from skvem._utils.hub import folder_fingerprint, looks_like_path
 
         spec = os.fspath(self.model)
         if os.path.isdir(os.path.expanduser(spec)):
-            return f"folder:{folder_fingerprint(os.path.expanduser(spec))}", True
+            return f"folder:{folder_fingerprint(os.path.expanduser(spec))}", True, ""
         if looks_like_path(spec):
             self._resolve()  # raises the error that says what was looked for
         # A Hugging Face id is identified by name, whether or not it is
         # downloaded yet, so cached captions are found without the model.
-        return f"hf:{spec}@{self.revision or 'main'}", True
+        return f"hf:{spec}@{self.revision or 'main'}", True, ""
 
     def _namespace(self, identity):
         kwargs = {k: self.generate_kwargs[k] for k in sorted(self.generate_kwargs or {})}
@@ -331,13 +342,13 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
             return out
         if self._is_precomputed():
             return self._precomputed(images)
-        identity, cacheable = self._identity()
+        identity, cacheable, reason = self._identity()
         cache = resolve_cache(self.cache_dir)
         if cache is not None and not cacheable:
             warnings.warn(
                 f"CaptionTransformer: captions of {identity.split(':', 1)[1]} are not cached "
-                "because a lambda or local function has no stable name; give it a "
-                "`cache_key` attribute (a str naming the captioner and its version) to cache them.",
+                f"because {reason}; give it a `cache_key` attribute (a str naming the "
+                "captioner and its version) to cache them.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -476,9 +487,12 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
 
 
 def _check_captions(captions, n, name):
-    if isinstance(captions, str) or not hasattr(captions, "__len__"):
+    # Only ordered sequences: a set or dict would pair captions with images
+    # in an arbitrary order.
+    if not isinstance(captions, (list, tuple, np.ndarray)):
         raise TypeError(
-            f"captioner {name!r} must return a list of str, got {type(captions).__name__}"
+            f"captioner {name!r} must return a list of str (one per image, in order), "
+            f"got {type(captions).__name__}"
         )
     captions = list(captions)
     if len(captions) != n:
