@@ -24,6 +24,7 @@ _EXPORTS = {
     "ImageFeaturizer": "skvem.vision.featurizers",
     "AlignedImageFeaturizer": "skvem.vision.featurizers",
     "VoxelRidgeCV": "skvem.encoding.ridge",
+    "BandedVoxelRidgeCV": "skvem.encoding.banded",
     "pearson_r": "skvem.metrics",
     "noise_ceiling": "skvem.metrics",
     "algonauts_score": "skvem.metrics",

@@ -1,10 +1,14 @@
 """Step 4 of LLM-VEM: features to voxels with voxelwise ridge regression on himalaya.
 
 :class:`~skvem.encoding.ridge.VoxelRidgeCV` is a thin estimator over the pure
-solver :func:`~skvem.encoding._ridge_solver.solve_ridge_cv`.
+solver :func:`~skvem.encoding._ridge_solver.solve_ridge_cv`;
+:class:`~skvem.encoding.banded.BandedVoxelRidgeCV` (one penalty per feature space
+and voxel) over :func:`~skvem.encoding._banded_solver.solve_banded_ridge_cv`.
 """
 
+from skvem.encoding._banded_solver import solve_banded_ridge_cv
 from skvem.encoding._ridge_solver import solve_ridge_cv
+from skvem.encoding.banded import BandedVoxelRidgeCV
 from skvem.encoding.ridge import VoxelRidgeCV
 
-__all__ = ["VoxelRidgeCV", "solve_ridge_cv"]
+__all__ = ["BandedVoxelRidgeCV", "VoxelRidgeCV", "solve_banded_ridge_cv", "solve_ridge_cv"]
