@@ -29,6 +29,7 @@ docs: $(VENV)/.installed-docs+demo
 
 bench: $(VENV)/.installed-test+demo
 	$(PY) benchmarks/run.py --json benchmarks/results.json
+	$(PY) benchmarks/render_docs.py
 
 # Every gallery script, offline (a few minutes each on 2 CPU cores).
 examples: $(VENV)/.installed-test+demo

@@ -156,6 +156,18 @@ def print_table(r):
     print(f"same captions: {r['same_captions']}; cache hits identical: {r['cache_hits_identical']}")
 
 
+def summary_rows(r):
+    """Rows of the README/docs speed table (see benchmarks/render_docs.py)."""
+    return [
+        (f"`CaptionTransformer`, {r['model']}, batch {r['batch_size']}",
+         f"{r['batched_images_per_s']:.0f} images/s",
+         f"one image at a time: {r['loop_images_per_s']:.0f} images/s",
+         f"{r['ratio_loop_over_batched']:.1f}× faster"),
+        ("caption cache hits", f"{r['cache_hit_captions_per_s']:.0f} captions/s", "captioning",
+         f"{r['loop_s'] / r['cache_hit_s']:.0f}× faster"),
+    ]
+
+
 def main(argv=None):
     from _cli import bench_main
 

@@ -259,6 +259,26 @@ def print_table(results):
               f"{i['plain_images_per_s']:>13.1f}{i['cache_hit_speedup']:>7.2f}")
 
 
+_NAMES = {"small-cnn": "small CNN", "vit": "small ViT"}
+
+
+def summary_rows(results):
+    """Rows of the README/docs speed table (see benchmarks/render_docs.py)."""
+    rows = []
+    for r in results["runs"]:
+        t, i = r["training"], r["inference"]
+        name = f"{_NAMES.get(r['backbone'], r['backbone'])}, {r['image_size']} px"
+        rows.append((f"`AlignedImageFeaturizer` training, {name}",
+                     f"{t['estimator_images_per_s']:.0f} img/s",
+                     f"hand-written PyTorch loop, same model/batch/loss: "
+                     f"{t['plain_images_per_s']:.0f} img/s",
+                     f"{t['ratio']:.2f} ({t['epoch_ratio']:.2f} per epoch)"))
+        rows.append((f"`ImageFeaturizer`, {name}", f"{i['estimator_images_per_s']:.0f} img/s",
+                     f"bare `inference_mode` loop: {i['plain_images_per_s']:.0f} img/s",
+                     f"{i['ratio']:.2f}; warm cache {i['cache_hit_speedup']:.1f}× faster"))
+    return rows
+
+
 def main(argv=None):
     from _cli import bench_main
 

@@ -354,6 +354,44 @@ def print_table(results):
     print(f"backend='auto' on this machine (no GPU): {results['machine']['auto_cpu_backend']}")
 
 
+def summary_rows(results):
+    """Rows of the README/docs speed table (see benchmarks/render_docs.py)."""
+    cfg, methods = results["config"], results["methods"]
+    auto = results["machine"]["auto_cpu_backend"]
+    ref = methods[f"skvem[{auto}]"]
+    what = (f"`VoxelRidgeCV` fit, X {cfg['n_samples']}×{cfg['n_features']} → Y "
+            f"{cfg['n_samples']}×{cfg['n_voxels']} float32, {len(cfg['alphas'])} alphas, "
+            f"{cfg['n_folds']} folds")
+
+    def mem(entry):
+        return f", {entry['peak_mb']:.0f} MB" if "peak_mb" in entry else ""
+
+    rows = []
+    labels = {"himalaya": "himalaya `RidgeCV` (defaults)",
+              "sklearn-loo": "scikit-learn `RidgeCV(alpha_per_target=True)` (LOO)"}
+    for name, label in labels.items():
+        if name in methods:
+            e = methods[name]
+            ratio = f"{e['time_ratio_to_skvem']:.1f}× faster"
+            if "peak_mb" in e and "peak_mb" in ref:
+                ratio += f", {ref['peak_mb'] / e['peak_mb']:.2f}× memory"
+            ours = "" if rows else f"{ref['best_s']:.2f} s{mem(ref)} peak"
+            rows.append((what if not rows else "same", ours,
+                         f"{label}: {e['best_s']:.2f} s{mem(e)}", ratio))
+    agree = results["alphas_agreement_with_himalaya"].get(f"skvem[{auto}]")
+    if agree is not None:
+        rows.append(("same: alphas chosen", "", "himalaya",
+                     f"same alpha for {100 * agree:.2f}% of voxels"))
+    s = results["sweep"]
+    if f"{auto}_s" in s:
+        rows.append((f"same: CV sweep vs the machine's float32 GEMM rate "
+                     f"({s['gemm_gflops']:.0f} GFLOP/s)",
+                     f"{s[f'{auto}_s']:.2f} s for {s['gflop']:.0f} GFLOP",
+                     f"matmul floor {s['floor_s']:.2f} s",
+                     f"{100 * s[f'{auto}_share_of_matmul_rate']:.0f}% of peak"))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small problem sizes")

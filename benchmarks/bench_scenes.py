@@ -83,6 +83,14 @@ def print_table(results):
         print(f"{roi:<10}{c['n_voxels']:>7}{c['min']:>7.1f}{c['median']:>8.1f}{c['max']:>7.1f}")
 
 
+def summary_rows(results):
+    """Rows of the README/docs speed table (see benchmarks/render_docs.py)."""
+    return [(f"`make_scenes({r['n_images']})` at {r['image_size']} px with responses",
+             f"{r['seconds']:.2f} s", f"{results['budget_s_per_2000']:.0f} s budget",
+             f"{r['ratio_to_budget']:.2f} of budget")
+            for r in results["runs"] if r["ratio_to_budget"] is not None]
+
+
 def main(argv=None):
     from _cli import bench_main
 

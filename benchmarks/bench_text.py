@@ -159,6 +159,22 @@ def print_table(results):
         )
 
 
+def summary_rows(results):
+    """Rows of the README/docs speed table (see benchmarks/render_docs.py)."""
+    rows = []
+    for name, plain in (("clip_text", "plain open_clip loop"),
+                        ("sentence", "`SentenceTransformer.encode`")):
+        row = results.get(name, {})
+        if "skipped" in row or not row:
+            continue
+        what = "`CLIPTextEmbedder`" if name == "clip_text" else "`SentenceEmbedder`"
+        rows.append((f"{what}, {row['model']}, {row['n_captions']} captions",
+                     f"{row['skvem_captions_per_s']:.0f} captions/s",
+                     f"{plain}: {row['plain_captions_per_s']:.0f} captions/s",
+                     f"{row['ratio_plain_over_skvem']:.2f}× faster"))
+    return rows
+
+
 def main(argv=None):
     from _cli import bench_main
 
