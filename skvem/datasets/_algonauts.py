@@ -162,18 +162,20 @@ def _load_rois(roi_dir, roi_files, n_lh, n_rh):
 
 
 def _load_fsaverage_vertices(roi_dir, n_lh, n_rh):
-    out = {}
+    """``({hemi: vertex indices}, {hemi: mask length})``, or ``(None, None)`` without masks."""
+    out, sizes = {}, {}
     for hemi, n in (("lh", n_lh), ("rh", n_rh)):
         path = os.path.join(roi_dir, f"{hemi}.all-vertices_fsaverage_space.npy")
         if not os.path.isfile(path):
-            return None
-        vertices = np.flatnonzero(np.load(path, allow_pickle=False))
+            return None, None
+        mask = np.load(path, allow_pickle=False)
+        vertices = np.flatnonzero(mask)
         if vertices.size != n:
             raise ValueError(
                 f"{path!r} selects {vertices.size} fsaverage vertices but the {hemi} fMRI has {n}"
             )
-        out[hemi] = vertices
-    return out
+        out[hemi], sizes[hemi] = vertices, int(mask.size)
+    return out, sizes
 
 
 def _noise_ceiling_percent(lh, rh, n_lh, n_rh, folder):
@@ -247,6 +249,9 @@ def load_algonauts2023(root, subject, *, rois=True):
         fsaverage_vertices : dict or None
             ``{"lh": ..., "rh": ...}``: the fsaverage vertex of every column of
             each hemisphere, when the ``all-vertices`` files are present.
+        fsaverage_n_vertices : dict or None
+            ``{"lh": 163842, "rh": 163842}``: the length of those masks (the
+            vertices of the mesh they index), or ``None`` without them.
         noise_ceiling : ndarray of float or None
             Per-vertex noise ceiling of the *test* responses in percent (the
             files hold fractions; they are multiplied by 100), or ``None``
@@ -323,7 +328,9 @@ def load_algonauts2023(root, subject, *, rois=True):
     if roi_files and not os.path.isdir(roi_dir):
         raise _missing(roi_dir, "ROI mask folder")
     roi_idx, hemi_rois, groups = _load_rois(roi_dir, roi_files, n_lh, n_rh)
-    fsaverage = _load_fsaverage_vertices(roi_dir, n_lh, n_rh) if os.path.isdir(roi_dir) else None
+    fsaverage, fsaverage_sizes = (
+        _load_fsaverage_vertices(roi_dir, n_lh, n_rh) if os.path.isdir(roi_dir) else (None, None)
+    )
 
     return Bunch(
         images=ImageSet(train_paths, ids=train_ids),
@@ -335,6 +342,7 @@ def load_algonauts2023(root, subject, *, rois=True):
         hemisphere_rois=hemi_rois,
         roi_groups=groups,
         fsaverage_vertices=fsaverage,
+        fsaverage_n_vertices=fsaverage_sizes,
         noise_ceiling=noise_ceiling,
         subject=subject,
         DESCR=(

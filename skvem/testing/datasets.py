@@ -65,6 +65,7 @@ def make_fake_algonauts(
     noise_ceiling=True,
     test_fmri=False,
     fsaverage=True,
+    fsaverage_size=None,
     image_size=8,
     seed=0,
 ):
@@ -91,6 +92,9 @@ def make_fake_algonauts(
     fsaverage : bool
         Write ``roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy``
         (boolean masks over a fake 50-vertex fsaverage per hemisphere).
+    fsaverage_size : int, optional
+        Length of those masks instead, e.g. 163842 (fsaverage, as in the real
+        data) or 10242 (fsaverage5); the vertices are drawn among them.
     image_size : int
     seed : int
 
@@ -153,7 +157,7 @@ def make_fake_algonauts(
     if fsaverage:
         truth["fsaverage"] = {}
         for hemi, n in (("lh", n_lh), ("rh", n_rh)):
-            mask = np.zeros(max(50, n + 5), dtype=np.float64)
+            mask = np.zeros(fsaverage_size or max(50, n + 5), dtype=np.float64)
             chosen = np.sort(rng.choice(mask.size, size=n, replace=False))
             mask[chosen] = 1.0
             np.save(os.path.join(roi_dir, f"{hemi}.all-vertices_fsaverage_space.npy"), mask)
