@@ -25,6 +25,7 @@ _EXPORTS = {
     "AlignedImageFeaturizer": "skvem.vision.featurizers",
     "VoxelRidgeCV": "skvem.encoding.ridge",
     "BandedVoxelRidgeCV": "skvem.encoding.banded",
+    "FeatureSpaces": "skvem.encoding.feature_spaces",
     "pearson_r": "skvem.metrics",
     "noise_ceiling": "skvem.metrics",
     "algonauts_score": "skvem.metrics",

@@ -3,12 +3,14 @@
 :class:`~skvem.encoding.ridge.VoxelRidgeCV` is a thin estimator over the pure
 solver :func:`~skvem.encoding._ridge_solver.solve_ridge_cv`;
 :class:`~skvem.encoding.banded.BandedVoxelRidgeCV` (one penalty per feature space
-and voxel) over :func:`~skvem.encoding._banded_solver.solve_banded_ridge_cv`.
+and voxel) over :func:`~skvem.encoding._banded_solver.solve_banded_ridge_cv`, fed
+by :class:`~skvem.encoding.feature_spaces.FeatureSpaces` (several featurizers side by side).
 """
 
 from skvem.encoding._banded_solver import solve_banded_ridge_cv
 from skvem.encoding._ridge_solver import solve_ridge_cv
 from skvem.encoding.banded import BandedVoxelRidgeCV
+from skvem.encoding.feature_spaces import FeatureSpaces
 from skvem.encoding.ridge import VoxelRidgeCV
 
-__all__ = ["BandedVoxelRidgeCV", "VoxelRidgeCV", "solve_banded_ridge_cv", "solve_ridge_cv"]
+__all__ = ["BandedVoxelRidgeCV", "FeatureSpaces", "VoxelRidgeCV", "solve_banded_ridge_cv", "solve_ridge_cv"]
