@@ -45,6 +45,8 @@ def test_float_out_of_range_names_index(pixels):
 def test_every_pil_mode_comes_out_rgb(mode, pixels):
     if mode == "I;16":
         img = Image.fromarray(pixels[0, ..., 0].astype(np.uint16) * 257)
+    elif mode == "F":  # float pixels lie in [0, 1], as float arrays do
+        img = Image.fromarray(pixels[0, ..., 0].astype(np.float32) / 255.0)
     else:
         img = Image.fromarray(pixels[0]).convert(mode)
     assert img.mode == mode
@@ -199,8 +201,12 @@ def test_hdf5_errors(tmp_path, pixels):
     path = tmp_path / "s.hdf5"
     with h5py.File(path, "w") as f:
         f.create_dataset("other", data=pixels)
-    with pytest.raises(KeyError, match="imgBrick"):
+    with pytest.raises(ImageLoadError, match="has no dataset 'imgBrick'"):
         ImageSet.from_hdf5(path, "imgBrick")
+    garbage = tmp_path / "garbage.hdf5"
+    garbage.write_bytes(np.random.RandomState(0).bytes(4096))
+    with pytest.raises(ImageLoadError, match=r"cannot open .*garbage\.hdf5.* as an HDF5 file"):
+        ImageSet.from_hdf5(garbage)
 
 
 def test_as_imageset_and_input_errors(pixels):
@@ -251,3 +257,112 @@ def test_pickle_array_view(pixels):
 
 def test_fingerprint_array_matches_method(pixels):
     assert fingerprint_array(pixels[0]) == ImageSet(pixels).fingerprints()[0]
+
+
+# ---------------------------------------------------------------------------
+# Issue 13: float images by one rule; fingerprints that follow the pixels;
+# columns that say what is wrong
+
+
+def test_float_pil_images_follow_the_array_rule(tmp_path):
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    expected = ImageSet(ramp[None]).get_array(0)
+    assert expected.max() == 255 and len(np.unique(expected)) > 2
+    img = Image.fromarray(ramp)
+    assert img.mode == "F"
+    np.testing.assert_array_equal(ImageSet([img]).get_array(0), expected)
+    tiff = tmp_path / "float.tif"
+    img.save(tiff)
+    np.testing.assert_array_equal(ImageSet([str(tiff)]).get_array(0), expected)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 2.0])
+def test_bad_float_pixels_are_refused_on_every_path(tmp_path, value):
+    ramp = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    ramp[1, 2] = value
+    tiff = tmp_path / "bad.tif"
+    Image.fromarray(ramp).save(tiff)
+    match = "NaN or infinite" if not np.isfinite(value) else r"\[0, 1\]"
+    for images in (ImageSet(ramp[None]), ImageSet([Image.fromarray(ramp)]), ImageSet([str(tiff)])):
+        with pytest.raises(ImageLoadError, match=match):
+            images.get_array(0)
+
+
+def test_fingerprints_follow_in_place_array_edits(pixels):
+    images = ImageSet(pixels.copy())
+    before = images.fingerprints()
+    images._source.items[2] = 0  # the caller's array, edited in place
+    after = images.fingerprints()
+    assert after[2] != before[2] and list(after[[0, 1, 3]]) == list(before[[0, 1, 3]])
+    assert after[2] == fingerprint_array(np.zeros_like(pixels[2]))
+
+
+def test_fingerprints_follow_pil_edits(pixels):
+    img = Image.fromarray(pixels[0])
+    images = ImageSet([img])
+    before = images.fingerprints()[0]
+    img.paste((0, 0, 0), (0, 0, 7, 9))
+    assert images.fingerprints()[0] != before
+
+
+def test_fingerprints_follow_rewritten_files(tmp_path, pixels):
+    path = tmp_path / "a.png"
+    Image.fromarray(pixels[0]).save(path)
+    images = ImageSet([str(path)])
+    before = images.fingerprints()[0]
+    reads = []
+    original = images._source.read
+    images._source.read = lambda j: (reads.append(j), original(j))[1]
+    assert images.fingerprints()[0] == before and reads == []  # unchanged file: remembered
+    Image.fromarray(pixels[1]).save(path)  # rewritten in place
+    assert images.fingerprints()[0] == fingerprint_array(pixels[1]) and reads == [0]
+    replacement = tmp_path / "b.png"
+    Image.fromarray(pixels[2]).save(replacement)
+    os.replace(replacement, path)  # replaced atomically
+    assert images.fingerprints()[0] == fingerprint_array(pixels[2])
+
+
+def test_fingerprints_follow_a_rewritten_hdf5_file(tmp_path, pixels):
+    path = tmp_path / "stim.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("imgBrick", data=pixels)
+    images = ImageSet.from_hdf5(path)
+    before = images.fingerprints()
+    new = tmp_path / "new.hdf5"
+    with h5py.File(new, "w") as f:  # another process writes the new version
+        f.create_dataset("imgBrick", data=pixels[::-1])
+    os.replace(new, path)
+    after = images.fingerprints()
+    assert list(after) == list(before[::-1])
+    np.testing.assert_array_equal(images.get_array(0), pixels[5])
+
+
+def test_repeated_images_are_fingerprinted_once(pixels):
+    images = ImageSet(pixels)[[1, 1, 1, 2]]
+    reads = []
+    original = images._source.read
+    images._source.read = lambda j: (reads.append(j), original(j))[1]
+    fps = images.fingerprints()
+    assert reads == [1, 2] and fps[0] == fps[1] == fps[2] != fps[3]
+
+
+def test_captions_must_be_a_sized_ordered_sequence(pixels):
+    with pytest.raises(TypeError, match="captions must be a sequence.*generator"):
+        ImageSet(pixels, captions=(f"c{i}" for i in range(6)))
+    with pytest.raises(TypeError, match="captions must be a sequence.*set"):
+        ImageSet(pixels[:2], captions={"a", "b"})
+    with pytest.raises(TypeError, match=r"captions\[3\] is a int"):
+        ImageSet(pixels, captions=["a", "b", "c", 4, "e", "f"])
+
+
+def test_pandas_missing_captions_and_ids():
+    pd = pytest.importorskip("pandas")
+    pixels = np.zeros((3, 4, 4, 3), np.uint8)
+    captions = pd.Series(["a", np.nan, None])
+    images = ImageSet(pixels, captions=captions)
+    assert images.captions.tolist() == ["a", None, None]
+    boot = images[[1, 1, 0]]  # a view repeating a caption-less image
+    assert boot.with_captions([None, np.nan, "a"]).captions.tolist() == [None, None, "a"]
+    assert ImageSet(pixels, captions=pd.array(["a", pd.NA, "c"], dtype="string")).captions[1] is None
+    with pytest.raises(ValueError, match=r"ids has 1 missing values \(None or NaN\) at positions 1"):
+        ImageSet(pixels, ids=pd.Series([1.0, np.nan, 3.0]))

@@ -1,235 +1,18 @@
-"""A lazy, sliceable collection of stimulus images.
-
-Every image step of skvem takes an :class:`ImageSet`, or anything
-:func:`as_imageset` turns into one. Slicing an :class:`ImageSet` only composes
-integer indices: scikit-learn's cross-validation splits it without copying or
-decoding a single pixel. Images are decoded one at a time, when a step asks
-for them, and always come out as 8-bit RGB.
-"""
+"""The public collection: :class:`ImageSet` and :func:`as_imageset`."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
 from numbers import Integral
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["ImageSet", "ImageLoadError", "as_imageset", "IMAGE_EXTENSIONS"]
+from skvem.images._decode import IMAGE_EXTENSIONS, ImageLoadError
+from skvem.images._sources import _HDF5Source, make_source
 
-# File endings read as images when a folder is collected.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-
-
-class ImageLoadError(OSError):
-    """An image could not be read or decoded.
-
-    The message names the position of the image in its :class:`ImageSet` and,
-    for images read from disk, the file.
-    """
-
-
-# ---------------------------------------------------------------------------
-# Conversion of one decoded image to 8-bit RGB
-# ---------------------------------------------------------------------------
-
-
-def _pil_to_rgb(img: Image.Image) -> Image.Image:
-    """Convert a PIL image of any mode to RGB.
-
-    Modes with more than 8 bits per channel (``I;16``, ``I``, ``F``) are
-    rescaled to their own range first: PIL's direct conversion clips them to
-    0-255, which turns a 16-bit scan into a white square.
-    """
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("I;16", "I;16B", "I;16L"):
-        # By the 16-bit range, never per image, so that a stack of scans
-        # keeps the intensities of its images comparable.
-        return Image.fromarray(_uint16_to_uint8(np.asarray(img))).convert("RGB")
-    if img.mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise ValueError(
-                f"a mode-{img.mode} image with values in [{arr.min():.4g}, {arr.max():.4g}] has no "
-                "fixed intensity range; convert it to 8 or 16 bits first"
-            )
-        return Image.fromarray(np.rint(arr).astype(np.uint8)).convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Composite on white: converting RGBA straight to RGB exposes whatever
-        # colour hides under transparent pixels (often black).
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
-
-
-def _uint16_to_uint8(arr: np.ndarray) -> np.ndarray:
-    return np.rint(arr.astype(np.float32) / 257.0).astype(np.uint8)
-
-
-def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
-    """Return a ``(H, W, 3)`` uint8 array from one image array."""
-    arr = np.asarray(arr)
-    if arr.dtype == np.uint8:
-        pass
-    elif np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("float image contains NaN or infinite values")
-        if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
-            raise ValueError(
-                "float images must be scaled to [0, 1]; got values in "
-                f"[{float(arr.min()):.3g}, {float(arr.max()):.3g}]"
-            )
-        arr = _float_to_uint8(arr)
-    elif np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
-        if arr.dtype == bool:
-            arr = arr.astype(np.uint8) * 255
-        elif arr.dtype == np.uint16:
-            arr = _uint16_to_uint8(arr)
-        elif arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise ValueError(
-                f"{arr.dtype} image values lie in [{arr.min()}, {arr.max()}]; integer images must "
-                "be uint8, uint16, or lie in [0, 255]"
-            )
-        else:
-            arr = arr.astype(np.uint8)
-    else:
-        raise TypeError(f"unsupported image dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        rgb = arr[:, :, :3].astype(np.float32)
-        alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
-        arr = np.rint(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-    elif not (arr.ndim == 3 and arr.shape[2] == 3):
-        raise ValueError(
-            f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
-        )
-    return np.ascontiguousarray(arr)
-
-
-def _decode(item, where: str) -> np.ndarray:
-    """Decode one stored item (array, PIL image or path) to ``(H, W, 3)`` uint8."""
-    try:
-        if isinstance(item, Image.Image):
-            return np.asarray(_pil_to_rgb(item))
-        if isinstance(item, (str, os.PathLike)):
-            path = os.fspath(item)
-            try:
-                with Image.open(path) as img:
-                    img.load()
-                    return np.asarray(_pil_to_rgb(img))
-            except FileNotFoundError:
-                raise ImageLoadError(f"{where}: file not found: {path!r}") from None
-            except Exception as exc:  # PIL raises many types for a bad file
-                raise ImageLoadError(f"{where}: cannot decode {path!r}: {exc}") from exc
-        return _array_to_rgb(np.asarray(item))
-    except ImageLoadError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ImageLoadError(f"{where}: {exc}") from exc
-
-
-# ---------------------------------------------------------------------------
-# Sources: where the pixels of the full, unsliced collection live
-# ---------------------------------------------------------------------------
-
-
-class _Source:
-    """The unsliced storage behind one or more :class:`ImageSet` views."""
-
-    def __len__(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def raw(self, i: int):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def describe(self, i: int) -> str:
-        return f"image {i}"
-
-    def read(self, i: int) -> np.ndarray:
-        return _decode(self.raw(i), self.describe(i))
-
-
-class _SequenceSource(_Source):
-    """A numpy array or a Python list of arrays, PIL images or paths."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def raw(self, i):
-        return self.items[i]
-
-    def describe(self, i):
-        item = self.items[i] if not isinstance(self.items, np.ndarray) else None
-        if isinstance(item, (str, os.PathLike)):
-            return f"image {i} ({os.fspath(item)!r})"
-        return f"image {i}"
-
-
-class _HDF5Source(_Source):
-    """One dataset of an HDF5 file, e.g. NSD's ``imgBrick``.
-
-    The file handle is opened on first use in each process and is never
-    pickled, so the source travels to joblib workers and survives pickling.
-    """
-
-    def __init__(self, path, key):
-        import h5py
-
-        self.path = os.fspath(path)
-        self.key = key
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(f"HDF5 file not found: {self.path!r}")
-        with h5py.File(self.path, "r") as f:
-            if key not in f:
-                raise KeyError(f"{self.path!r} has no dataset {key!r}; it holds {sorted(f.keys())}")
-            dset = f[key]
-            if dset.ndim not in (3, 4):
-                raise ValueError(
-                    f"dataset {key!r} of {self.path!r} must be (n, H, W) or (n, H, W, C); "
-                    f"got shape {dset.shape}"
-                )
-            self._len = int(dset.shape[0])
-        self._file = None
-        self._pid = None
-
-    def __len__(self):
-        return self._len
-
-    def _dataset(self):
-        # An HDF5 handle opened before a fork (DataLoader workers) must not
-        # be shared with the child: reopen per process.
-        if self._file is None or self._pid != os.getpid():
-            import h5py
-
-            self._file = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._file[self.key]
-
-    def raw(self, i):
-        return self._dataset()[i]
-
-    def describe(self, i):
-        return f"image {i} ({self.path}:{self.key})"
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_file"] = None
-        state["_pid"] = None
-        return state
+__all__ = ["ImageSet", "as_imageset", "fingerprint_array"]
 
 
 # ---------------------------------------------------------------------------
@@ -237,15 +20,60 @@ class _HDF5Source(_Source):
 # ---------------------------------------------------------------------------
 
 
+def _missing(value) -> bool:
+    """``None``, NaN or pandas' NA: how tables mark an empty cell."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # arrays and other objects without a truth value
+        return False
+
+
+def _same(a, b) -> bool:
+    if a is b or (_missing(a) and _missing(b)):
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _optional_column(values, n, name):
+    """One entry per image, as an object array; ``None`` for no column.
+
+    ``captions`` entries are ``str`` or missing (``None``, NaN, ``pd.NA``:
+    stored as ``None``, an image without caption). ``ids`` may be any value
+    but never missing: an id that is NaN identifies nothing.
+    """
     if values is None:
         return None
     if isinstance(values, str):
         raise TypeError(f"{name} must be a sequence with one entry per image, not a single string")
+    if not hasattr(values, "__len__") or isinstance(values, (set, frozenset, dict)):
+        raise TypeError(
+            f"{name} must be a sequence with one entry per image, in order (a list, tuple, "
+            f"array or pandas Series); got a {type(values).__name__}"
+        )
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values)
     if len(arr) != n:
         raise ValueError(f"{name} has {len(arr)} entries but there are {n} images")
+    missing = [i for i, v in enumerate(arr) if _missing(v)]
+    if name == "captions":
+        arr[missing] = None
+        for i, v in enumerate(arr):
+            if v is not None and not isinstance(v, str):
+                raise TypeError(
+                    f"captions[{i}] is a {type(v).__name__} ({v!r}); expected a str, or None "
+                    "for an image without caption"
+                )
+    elif missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        raise ValueError(
+            f"{name} has {len(missing)} missing values (None or NaN) at positions {shown}; "
+            "every image needs one"
+        )
     return arr
 
 
@@ -309,7 +137,7 @@ class ImageSet:
                     _optional_column(captions, len(self), "captions"), n_full
                 )
             return
-        self._source = _make_source(images)
+        self._source = make_source(images)
         n = len(self._source)
         self._index = np.arange(n, dtype=np.int64)
         self._ids = _optional_column(ids, n, "ids")
@@ -322,7 +150,7 @@ class ImageSet:
         full[self._index] = values
         # A view with repeated images (a bootstrap) can only carry one value
         # per image: refuse to silently keep the last of two different ones.
-        if not all(full[j] == v for j, v in zip(self._index, values)):
+        if not all(_same(full[j], v) for j, v in zip(self._index, values)):
             raise ValueError(
                 "this view repeats images with different values; give one value per distinct image"
             )
@@ -516,7 +344,10 @@ class ImageSet:
         The hash covers the decoded RGB pixels and their shape, so the same
         picture has the same fingerprint whether it comes from a PNG file, an
         array or an HDF5 dataset. Caches of captions and features are keyed
-        by it. Hashes are computed once per underlying image and remembered.
+        by it. A fingerprint of an image file (or HDF5 file) is remembered
+        while the file's size, modification time and inode stay the same;
+        in-memory images (arrays, PIL images), which can change in place
+        without a trace, are hashed anew on every call.
 
         Returns
         -------
@@ -524,15 +355,18 @@ class ImageSet:
             32 hexadecimal characters each.
         """
         memo = self._source.__dict__.setdefault("_fingerprints", {})
-        out = np.empty(len(self), dtype=object)
-        for pos, j in enumerate(self._index):
-            j = int(j)
-            fp = memo.get(j)
-            if fp is None:
-                fp = fingerprint_array(self._source.read(j))
-                memo[j] = fp
-            out[pos] = fp
-        return out.astype(str) if len(out) else np.zeros(0, dtype="<U32")
+        unique = list(dict.fromkeys(int(j) for j in self._index))
+        now = {}
+        for j, stamp in zip(unique, self._source.stamps(unique)):
+            known = memo.get(j)
+            if stamp is not None and known is not None and known[0] == stamp:
+                now[j] = known[1]
+                continue
+            now[j] = fingerprint_array(self._source.read(j))
+            if stamp is not None:
+                memo[j] = (stamp, now[j])
+        out = np.array([now[int(j)] for j in self._index], dtype="<U32")
+        return out if len(out) else np.zeros(0, dtype="<U32")
 
 
 def fingerprint_array(rgb: np.ndarray) -> str:
@@ -541,44 +375,6 @@ def fingerprint_array(rgb: np.ndarray) -> str:
     h.update(np.asarray(rgb.shape, dtype=np.int64).tobytes())
     h.update(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
     return h.hexdigest()
-
-
-def _make_source(images) -> _Source:
-    if isinstance(images, _Source):
-        return images
-    try:
-        import h5py
-
-        if isinstance(images, h5py.Dataset):
-            return _HDF5Source(images.file.filename, images.name)
-    except ImportError:  # pragma: no cover - h5py is a dependency
-        pass
-    if isinstance(images, np.ndarray):
-        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
-            raise ValueError(
-                "an image array must be shaped (n, H, W) or (n, H, W, 3); "
-                f"got shape {images.shape}"
-            )
-        if images.dtype == object:
-            return _SequenceSource(list(images))
-        return _SequenceSource(images)
-    if isinstance(images, (str, os.PathLike, Image.Image)):
-        raise TypeError(
-            "images must be a collection of images; wrap a single image or path in a list"
-        )
-    if isinstance(images, Sequence) or hasattr(images, "__len__"):
-        items = list(images)
-        for i, item in enumerate(items):
-            if not isinstance(item, (str, os.PathLike, Image.Image, np.ndarray)):
-                raise TypeError(
-                    f"image {i} is a {type(item).__name__}; expected a PIL image, a file path "
-                    "or an array"
-                )
-        return _SequenceSource(items)
-    raise TypeError(
-        f"cannot make images out of a {type(images).__name__}; pass an ImageSet, an array "
-        "(n, H, W[, 3]), a list of PIL images or a list of file paths"
-    )
 
 
 def as_imageset(X) -> ImageSet:
