@@ -1,10 +1,22 @@
-"""Device, dtype and seeding rules shared by every torch-based estimator."""
+"""Device, dtype, seeding and out-of-memory rules shared by every torch-based estimator."""
 
 from __future__ import annotations
 
+import warnings
+from contextlib import nullcontext
+
 import numpy as np
 
-__all__ = ["resolve_device", "resolve_dtype", "torch_seed", "is_oom_error"]
+__all__ = [
+    "autocast",
+    "free_accelerator_memory",
+    "is_oom_error",
+    "map_batches_with_backoff",
+    "resolve_device",
+    "resolve_dtype",
+    "retry_with_smaller_batches",
+    "torch_seed",
+]
 
 
 def resolve_device(device="auto"):
@@ -74,3 +86,94 @@ def is_oom_error(exc: BaseException) -> bool:
     if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def free_accelerator_memory(device):
+    """Return cached blocks of ``device`` (CUDA or MPS) to the driver, after a garbage collection."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def autocast(device, dtype):
+    """Autocast to ``dtype`` on ``device``; nothing to do for float32."""
+    import torch
+
+    if dtype is None or dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def retry_with_smaller_batches(run, batch_size, *, device, what, minimum=1, retry="retrying",
+                               cleanup=None):
+    """Call ``run(batch_size)``, halving ``batch_size`` after each out-of-memory error.
+
+    The one out-of-memory back-off of skvem (feature extraction, captioning,
+    training). After an error, ``cleanup()`` runs (e.g. to drop gradients),
+    the accelerator's cached memory is freed, a ``RuntimeWarning`` names
+    the old and new batch sizes, and ``run`` is called again; at
+    ``minimum`` the error is raised.
+
+    Parameters
+    ----------
+    run : callable
+        ``run(batch_size) -> result``.
+    batch_size : int
+    device : torch.device
+        Named in the warning, and whose memory is freed.
+    what : str
+        Prefix of the warning (the estimator).
+    minimum : int, default=1
+    retry : str, default="retrying"
+        What the warning says is done next.
+    cleanup : callable, optional
+
+    Returns
+    -------
+    result, batch_size : the result of ``run`` and the batch size that worked
+    """
+    batch_size = int(batch_size)
+    while True:
+        try:
+            return run(batch_size), batch_size
+        except Exception as exc:
+            if not is_oom_error(exc) or batch_size <= minimum:
+                raise
+        # Outside the except block: the traceback no longer holds the frames
+        # (and their tensors) of the failed call, so their memory can be freed.
+        if cleanup is not None:
+            cleanup()
+        free_accelerator_memory(device)
+        old, batch_size = batch_size, max(minimum, batch_size // 2)
+        warnings.warn(
+            f"{what}: out of {device.type} memory with batch_size={old}; {retry} with "
+            f"batch_size={batch_size}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def map_batches_with_backoff(fn, items, batch_size, *, device, what):
+    """Apply ``fn`` to consecutive slices of ``items``, shrinking the slices after out-of-memory errors.
+
+    Returns
+    -------
+    outputs : list
+        One result of ``fn`` per slice, in order.
+    batch_size : int
+        The slice length that fitted, to start the next call with.
+    """
+    outputs, start = [], 0
+    while start < len(items):
+        out, batch_size = retry_with_smaller_batches(
+            lambda b, s=start: fn(items[s : s + b]), batch_size, device=device, what=what
+        )
+        outputs.append(out)
+        start += batch_size
+    return outputs, batch_size

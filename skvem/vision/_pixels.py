@@ -8,16 +8,13 @@ that does not fit in accelerator memory is split and retried.
 
 from __future__ import annotations
 
-import warnings
-from contextlib import nullcontext
-
 import numpy as np
 import torch
 
 from skvem._utils.progress import progress
-from skvem._utils.torch_utils import is_oom_error
+from skvem._utils.torch_utils import autocast, map_batches_with_backoff
 
-__all__ = ["PixelStore", "autocast", "extract_features", "free_accelerator_memory"]
+__all__ = ["PixelStore", "extract_features", "probe_n_features"]
 
 # Training keeps the resized uint8 pixels of the whole training set in memory
 # when they take less than this (10,000 images at 224 px take 1.5 GB); above
@@ -49,23 +46,6 @@ def _loader(images, preprocess, index_batches, num_workers, pin_memory):
 
 def _chunks(indices, size):
     return [indices[i : i + size] for i in range(0, len(indices), size)]
-
-
-def autocast(device, dtype):
-    """Autocast to ``dtype`` on ``device``; nothing to do for float32."""
-    if dtype is None or dtype == torch.float32:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def free_accelerator_memory(device):
-    import gc
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "mps" and hasattr(torch, "mps"):
-        torch.mps.empty_cache()
 
 
 class PixelStore:
@@ -113,34 +93,17 @@ class PixelStore:
         yield from _loader(self.images, self.preprocess, index_batches, self.num_workers, pin_memory)
 
 
-class _OOMSplitter:
-    """Run a function on sub-batches, halving their size after an out-of-memory error."""
+def probe_n_features(forward, preprocess, device) -> int:
+    """Feature dimension of ``forward`` (normalised batch -> features), from two blank images.
 
-    def __init__(self, batch_size, device, what):
-        self.batch_size = int(batch_size)
-        self.device = device
-        self.what = what
+    Two images, not one: a BatchNorm in training mode refuses a batch of one.
+    """
+    from PIL import Image
 
-    def __call__(self, fn, x):
-        outs = []
-        start = 0
-        while start < len(x):
-            size = self.batch_size
-            try:
-                outs.append(fn(x[start : start + size]))
-                start += size
-            except Exception as exc:
-                if not is_oom_error(exc) or size <= 1:
-                    raise
-                free_accelerator_memory(self.device)
-                self.batch_size = max(1, size // 2)
-                warnings.warn(
-                    f"{self.what}: out of {self.device.type} memory with batch_size={size}; "
-                    f"retrying with batch_size={self.batch_size}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-        return torch.cat(outs) if len(outs) > 1 else outs[0]
+    size = preprocess.to_uint8(Image.new("RGB", (256, 256))).shape
+    with torch.inference_mode():
+        x = preprocess.normalize(torch.zeros((2, *size), dtype=torch.uint8, device=device))
+        return int(forward(x).flatten(1).shape[1])
 
 
 def extract_features(forward, images, preprocess, *, batch_size, device, dtype=None,
@@ -194,8 +157,6 @@ def extract_features(forward, images, preprocess, *, batch_size, device, dtype=N
             source = store.batches(batches, pin_memory=pin)
         else:
             source = _loader(images, preprocess, batches, num_workers, pin)
-        splitter = _OOMSplitter(batch_size, device, what)
-
         def run(pixels):
             x = preprocess.normalize(pixels.to(device, non_blocking=True))
             with autocast(device, dtype):
@@ -204,7 +165,8 @@ def extract_features(forward, images, preprocess, *, batch_size, device, dtype=N
         with torch.inference_mode():
             for idx, pixels in zip(batches, progress(source, verbose=verbose, desc=desc,
                                                      total=len(batches), unit="batch"), strict=True):
-                feats = splitter(run, pixels).cpu().numpy().astype(np.float32, copy=False)
+                outs, batch_size = map_batches_with_backoff(run, pixels, batch_size, device=device, what=what)
+                feats = torch.cat(outs).cpu().numpy().astype(np.float32, copy=False)
                 feats = feats.reshape(len(idx), -1)
                 if fps is not None:
                     new = {fps[i]: np.ascontiguousarray(f).tobytes() for i, f in zip(idx, feats, strict=True)}
@@ -214,7 +176,7 @@ def extract_features(forward, images, preprocess, *, batch_size, device, dtype=N
                     for i, f in zip(idx, feats, strict=True):
                         computed[int(i)] = f
         if oom_state is not None:
-            oom_state["batch_size"] = splitter.batch_size
+            oom_state["batch_size"] = batch_size
 
     if fps is not None:
         if n == 0:
