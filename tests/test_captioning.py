@@ -141,8 +141,7 @@ def test_prompt_changes_chat_captions_and_cache_key(smolvlm_dir, images, tmp_pat
     b = clone(a).set_params(prompt="What is in this picture?").fit(images)
     ca, cb = a.transform(images), b.transform(images)
     assert list(ca) != list(cb)
-    identity = a._identity()[0]
-    assert a._namespace(identity) != b._namespace(identity)
+    assert a.cache_settings() != b.cache_settings()
     assert DiskCache(tmp_path).count() == 12
 
 

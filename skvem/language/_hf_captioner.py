@@ -26,7 +26,7 @@ from __future__ import annotations
 from skvem._utils.hub import ResolvedModel, download_failed, memoized
 from skvem._utils.torch_utils import is_oom_error, resolve_device, resolve_dtype
 
-__all__ = ["HFCaptioner", "load_hf_captioner"]
+__all__ = ["HFCaptioner", "load_hf_captioner", "caption_family", "render_chat_prompt"]
 
 # Task-prompt models whose processor takes the prompt text directly.
 _PROMPTED_MODEL_TYPES = {"florence2", "paligemma"}
@@ -37,6 +37,23 @@ def _chat_template(processor):
     if not template:
         template = getattr(getattr(processor, "tokenizer", None), "chat_template", None)
     return template
+
+
+def caption_family(processor, config):
+    """``"chat"``, ``"prompted"`` or ``"captioner"`` (see the module documentation)."""
+    if _chat_template(processor):
+        return "chat"
+    if getattr(config, "model_type", "") in _PROMPTED_MODEL_TYPES:
+        return "prompted"
+    return "captioner"
+
+
+def render_chat_prompt(processor, prompt):
+    """One user turn holding the image and ``prompt``, with the generation prompt appended."""
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt or ""}]}
+    ]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 class HFCaptioner:
@@ -56,13 +73,7 @@ class HFCaptioner:
         self.device = device
         self.dtype = dtype
         self.tokenizer = getattr(processor, "tokenizer", processor)
-        model_type = getattr(model.config, "model_type", "")
-        if _chat_template(processor):
-            self.family = "chat"
-        elif model_type in _PROMPTED_MODEL_TYPES:
-            self.family = "prompted"
-        else:
-            self.family = "captioner"
+        self.family = caption_family(processor, model.config)
         if self.family != "captioner" and not getattr(model.config, "is_encoder_decoder", False):
             # Decoder-only generation continues the last position of every
             # row: pad on the left so that position is the prompt's end.
@@ -87,12 +98,7 @@ class HFCaptioner:
             config.pad_token_id = self.tokenizer.pad_token_id
 
     def _render_prompt(self, prompt):
-        messages = [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt or ""}]}
-        ]
-        return self.processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
+        return render_chat_prompt(self.processor, prompt)
 
     def _inputs(self, images, prompt):
         n = len(images)

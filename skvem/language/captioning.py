@@ -27,9 +27,10 @@ custom folder), to clear it. One entry is keyed by
 * ``prompt``, ``max_new_tokens``, ``num_beams`` and ``generate_kwargs``;
 * the image's content fingerprint (:meth:`skvem.images.ImageSet.fingerprints`).
 
-``device``, ``dtype`` and ``batch_size`` are *not* part of the key: captions
-made in bfloat16 on a GPU are reused by a CPU run, although they may differ
-from what float32 would have written in rare near-ties.
+``engine``, ``device``, ``dtype``, ``batch_size`` and ``num_workers`` are *not*
+part of the key: captions made in bfloat16 on a GPU, or by vLLM, are reused by
+a CPU run, though they may differ from float32's in rare near-ties.
+:meth:`CaptionTransformer.cache_settings` returns what the key is made of.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from skvem._utils.cache import namespace_key, resolve_cache
+from skvem._utils.cache import resolve_cache
 from skvem._utils.progress import progress
 from skvem.images import ImageSet, as_imageset
+from skvem.language._caption_steps import CaptionPlan, check_captions, precomputed_captions
+from skvem.language._prefetch import parallel_fingerprints, prefetch_batches
+from skvem.language.engines import check_engine_params, load_engine
 
 __all__ = ["CaptionTransformer", "DEFAULT_CAPTIONER", "DEFAULT_PROMPT"]
 
@@ -116,7 +120,9 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         Beam width; 1 is greedy decoding. Decoding is never sampled, so
         captions are reproducible (and cacheable).
     batch_size : int, default=8
-        Images per call of the model (and per cache write).
+        Images per call of the model (and per cache write). With
+        ``engine="vllm"``, use a few hundred: vLLM schedules a whole call at
+        once.
     generate_kwargs : dict, optional
         Further arguments of ``model.generate`` (e.g.
         ``{"repetition_penalty": 1.2}``); part of the cache key.
@@ -127,6 +133,21 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         elsewhere.
     revision : str, optional
         Branch, tag or commit of a Hugging Face repository.
+    engine : {"hf", "vllm"}, default="hf"
+        What runs a Hugging Face id or folder: ``"hf"`` is
+        ``transformers``' ``generate`` in this process; ``"vllm"`` is vLLM's
+        offline batched generation (optional extra ``skvem[vllm]``, CUDA
+        only) with the same prompt and chat template, greedy, into the same
+        cache entries. ``"vllm"`` supports ``num_beams=1`` and the
+        ``generate_kwargs`` ``repetition_penalty`` and ``min_new_tokens``.
+    engine_kwargs : dict, optional
+        Options of the engine's model loader; with ``"vllm"``, arguments of
+        ``vllm.LLM`` (e.g. ``{"tensor_parallel_size": 2}``). Not part of the
+        cache key.
+    num_workers : int, default=2
+        Threads decoding the next batches of images while the model
+        captions the current one (and hashing images for the cache); ``0``
+        decodes in the calling thread.
     cache_dir : str, path, None or False, default=None
         Where captions are cached; ``None`` is skvem's default cache
         folder (see the module documentation), ``False`` switches caching
@@ -181,6 +202,9 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         device="auto",
         dtype="auto",
         revision=None,
+        engine="hf",
+        engine_kwargs=None,
+        num_workers=2,
         cache_dir=None,
         verbose=False,
     ):
@@ -193,6 +217,9 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.revision = revision
+        self.engine = engine
+        self.engine_kwargs = engine_kwargs
+        self.num_workers = num_workers
         self.cache_dir = cache_dir
         self.verbose = verbose
 
@@ -203,6 +230,9 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"CaptionTransformer: {name} must be an int >= 1; got {value!r}")
+        w = self.num_workers
+        if not isinstance(w, numbers.Integral) or isinstance(w, bool) or w < 0:
+            raise ValueError(f"CaptionTransformer: num_workers must be an int >= 0; got {w!r}")
         if not (
             callable(self.model)
             or (isinstance(self.model, (str, os.PathLike)) and os.fspath(self.model))
@@ -230,6 +260,18 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         if self.revision is not None and not isinstance(self.revision, str):
             raise ValueError(
                 f"CaptionTransformer: revision must be a str or None; got {self.revision!r}"
+            )
+        check_engine_params(
+            self.engine,
+            num_beams=self.num_beams,
+            generate_kwargs=self.generate_kwargs,
+            engine_kwargs=self.engine_kwargs,
+            owner="CaptionTransformer",
+        )
+        if self.engine != "hf" and (callable(self.model) or self._is_precomputed()):
+            raise ValueError(
+                f"CaptionTransformer: engine={self.engine!r} runs a Hugging Face id or folder; "
+                f"model is {self.model!r}"
             )
         resolve_cache(self.cache_dir)  # raises ValueError for a bad cache_dir
 
@@ -264,19 +306,42 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         # downloaded yet, so cached captions are found without the model.
         return f"hf:{spec}@{self.revision or 'main'}", True, ""
 
-    def _namespace(self, identity):
+    def _settings(self, identity):
         kwargs = {k: self.generate_kwargs[k] for k in sorted(self.generate_kwargs or {})}
-        return namespace_key(
-            "caption",
-            {
-                "captioner": identity,
-                "prompt": self.prompt,
-                "max_new_tokens": int(self.max_new_tokens),
-                "num_beams": int(self.num_beams),
-                "generate_kwargs": kwargs,
-                "version": _CACHE_VERSION,
-            },
-        )
+        return {
+            "captioner": identity,
+            "prompt": self.prompt,
+            "max_new_tokens": int(self.max_new_tokens),
+            "num_beams": int(self.num_beams),
+            "generate_kwargs": kwargs,
+            "version": _CACHE_VERSION,
+        }
+
+    def cache_settings(self):
+        """What a caption's cache entry is keyed by (besides the image).
+
+        Needs neither fitting nor the model. ``namespace_key("caption",
+        settings)`` (:func:`skvem._utils.cache.namespace_key`) is the cache
+        namespace of these captions.
+
+        Returns
+        -------
+        settings : dict
+            ``captioner`` (identity, see the module documentation),
+            ``prompt``, ``max_new_tokens``, ``num_beams``,
+            ``generate_kwargs`` and ``version``.
+
+        Raises
+        ------
+        ValueError
+            For an invalid parameter, or uncached captions (``"precomputed"``,
+            a callable without a stable identity).
+        """
+        self._check_params()
+        identity, cacheable, why = self._identity()
+        if not cacheable:
+            raise ValueError(f"CaptionTransformer: {identity!r} is not cached: {why}")
+        return self._settings(identity)
 
     # -- estimator API --------------------------------------------------------
 
@@ -336,12 +401,25 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         self._check_params()
         images = as_imageset(X)
-        n = len(images)
-        out = np.empty(n, dtype=object)
-        if n == 0:
-            return out
+        if len(images) == 0:
+            return np.empty(0, dtype=object)
         if self._is_precomputed():
-            return self._precomputed(images)
+            return precomputed_captions(images)
+        plan = self._plan(images)
+        if plan.todo:
+            captioner, name = self._get_captioner(), self._name()
+            bar = progress(total=len(plan.todo), verbose=self.verbose, desc="captioning")
+            batches = plan.batches(self.batch_size)
+            try:
+                for batch, pil in prefetch_batches(images, batches, num_workers=self.num_workers):
+                    plan.store(batch, check_captions(captioner(pil), len(batch), name))
+                    bar.update(len(batch))
+            finally:
+                bar.close()
+        return plan.finish()
+
+    def _plan(self, images):
+        """What to caption: cached captions filled in, one image per fingerprint."""
         identity, cacheable, reason = self._identity()
         cache = resolve_cache(self.cache_dir)
         if cache is not None and not cacheable:
@@ -350,88 +428,48 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
                 f"because {reason}; give it a `cache_key` attribute (a str naming the "
                 "captioner and its version) to cache them.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             cache = None
         if cache is None:
-            todo = list(range(n))
-            fingerprints = namespace = None
-        else:
-            # Fingerprinting reads every image first, so an unreadable one
-            # fails before anything is captioned or written.
-            fingerprints = images.fingerprints()
-            namespace = self._namespace(identity)
-            found = cache.get_many(namespace, fingerprints.tolist())
-            todo, seen = [], set()
-            for i, fp in enumerate(fingerprints):
-                if fp in found:
-                    out[i] = found[fp]
-                elif fp not in seen:  # identical images are captioned once
-                    seen.add(fp)
-                    todo.append(i)
-            if todo:
-                cache.register(
-                    namespace,
-                    "caption",
-                    {
-                        "captioner": identity,
-                        "prompt": self.prompt,
-                        "max_new_tokens": self.max_new_tokens,
-                        "num_beams": self.num_beams,
-                        "generate_kwargs": self.generate_kwargs,
-                    },
-                )
-        if todo:
-            self._caption(images, todo, out, cache, namespace, fingerprints)
-        if fingerprints is not None and any(c is None for c in out):
-            # Duplicates of images captioned in this call.
-            by_fp = {fp: c for fp, c in zip(fingerprints, out) if c is not None}
-            for i, fp in enumerate(fingerprints):
-                if out[i] is None:
-                    out[i] = by_fp[fp]
-        return out
+            return CaptionPlan(len(images))
+        # Fingerprinting reads every image first, so an unreadable one fails
+        # before anything is captioned or written.
+        fingerprints = parallel_fingerprints(images, num_workers=self.num_workers)
+        return CaptionPlan(len(images), cache, "caption", self._settings(identity), fingerprints)
 
-    def _caption(self, images, todo, out, cache, namespace, fingerprints):
-        captioner = self._get_captioner()
-        name = (
-            getattr(self.model, "__name__", type(self.model).__name__)
-            if callable(self.model)
-            else self.model
-        )
-        bar = progress(total=len(todo), verbose=self.verbose, desc="captioning", unit="img")
-        try:
-            for start in range(0, len(todo), self.batch_size):
-                batch = todo[start : start + self.batch_size]
-                pil = [images.get_pil(i) for i in batch]
-                captions = captioner(pil)
-                captions = _check_captions(captions, len(batch), name)
-                for i, caption in zip(batch, captions):
-                    out[i] = caption
-                if cache is not None:
-                    cache.put_many(namespace, {fingerprints[i]: c for i, c in zip(batch, captions)})
-                bar.update(len(batch))
-        finally:
-            bar.close()
+    def _name(self):
+        if callable(self.model):
+            return getattr(self.model, "__name__", type(self.model).__name__)
+        return self.model
 
     def _get_captioner(self):
         """A function ``list of PIL images -> list of str``; loads the model."""
         if callable(self.model):
             return self.model
-        # Reload when model, revision, device or dtype changed since the last
-        # load (set_params needs no refit here: fit learns nothing).
-        load_key = (os.fspath(self.model), self.revision, self.device, self.dtype)
+        # Reload when the model or how it runs changed since the last load
+        # (set_params needs no refit here: fit learns nothing).
+        load_key = (
+            os.fspath(self.model),
+            self.revision,
+            self.device,
+            self.dtype,
+            self.engine,
+            repr(sorted((self.engine_kwargs or {}).items())),
+        )
         model = getattr(self, "_captioner_", None)
         if model is None or getattr(self, "_captioner_key", None) != load_key:
-            from skvem.language._hf_captioner import load_hf_captioner
             from skvem.language._text_models import _path_stamp
 
             resolved = self._resolve()
             stamp = _path_stamp(resolved.location) if resolved.kind == "local" else None
-            model = load_hf_captioner(
+            model = load_engine(
+                self.engine,
                 resolved,
                 device=self.device,
                 dtype=self.dtype,
                 stamp=stamp,
+                engine_kwargs=self.engine_kwargs,
                 owner="CaptionTransformer",
             )
             self._captioner_ = model
@@ -445,30 +483,6 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         return lambda pil: model(
             pil, prompt=prompt, max_new_tokens=max_new, num_beams=beams, generate_kwargs=kwargs
         )
-
-    def _precomputed(self, images):
-        captions = images.captions if isinstance(images, ImageSet) else None
-        if captions is None:
-            raise ValueError(
-                "CaptionTransformer(model='precomputed') needs an ImageSet carrying captions: "
-                "ImageSet(images, captions=[...])"
-            )
-        missing = [i for i, c in enumerate(captions) if c is None]
-        if missing:
-            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
-            raise ValueError(
-                f"CaptionTransformer(model='precomputed'): {len(missing)} of {len(captions)} "
-                f"images have no caption (indices {shown})"
-            )
-        for i, c in enumerate(captions):
-            if not isinstance(c, str):
-                raise TypeError(
-                    f"CaptionTransformer(model='precomputed'): caption {i} is a "
-                    f"{type(c).__name__}, not a str"
-                )
-        out = np.empty(len(captions), dtype=object)
-        out[:] = [str(c) for c in captions]
-        return out
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -484,20 +498,3 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.transformer_tags.preserves_dtype = []
         return tags
-
-
-def _check_captions(captions, n, name):
-    # Only ordered sequences: a set or dict would pair captions with images
-    # in an arbitrary order.
-    if not isinstance(captions, (list, tuple, np.ndarray)):
-        raise TypeError(
-            f"captioner {name!r} must return a list of str (one per image, in order), "
-            f"got {type(captions).__name__}"
-        )
-    captions = list(captions)
-    if len(captions) != n:
-        raise ValueError(f"captioner {name!r} returned {len(captions)} captions for {n} images")
-    for c in captions:
-        if not isinstance(c, str):
-            raise TypeError(f"captioner {name!r} returned a {type(c).__name__}, not a str")
-    return [str(c) for c in captions]
