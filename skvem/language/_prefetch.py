@@ -74,7 +74,7 @@ def parallel_fingerprints(images, *, num_workers, chunk=64):
     """:meth:`ImageSet.fingerprints` computed by ``num_workers`` threads.
 
     Each thread fingerprints a view of ``chunk`` images; views share the
-    underlying images, so the result is remembered as by ``fingerprints()``.
+    underlying images, so what ``fingerprints()`` remembers is shared too.
     """
     n = len(images)
     if num_workers == 0 or n <= chunk:
