@@ -116,13 +116,18 @@ def test_algonauts_end_to_end(tmp_path, tiny_blip, capsys):
         "--validation-fraction", "0.25",
     ])
     assert code == 0, capsys.readouterr().err
-    report = capsys.readouterr().out
-    assert "Validation on 6 held-out training images" in report
+    captured = capsys.readouterr()
+    assert "Subject 2: validation on 6 held-out training images" in captured.out
+    assert "Leaderboard (mean noise-normalised score (%)" in captured.out
     lh = np.load(out / "subj02" / "lh_pred_test.npy")
     rh = np.load(out / "subj02" / "rh_pred_test.npy")
     assert lh.shape == (5, 7) and rh.shape == (5, 9) and lh.dtype == np.float32
     saved = json.loads((out / "subj02_report.json").read_text())
     assert saved["validation"][0]["roi"] == "all" and saved["n_train"] == 18
+    assert (out / "subj02_rois.png").stat().st_size > 1000
+    # The default fake layout's fsaverage masks are 50 long: no surface map, said why.
+    assert not (out / "subj02_surface.png").exists()
+    assert any("no surface map" in note and "50 entries" in note for note in saved["notes"])
 
 
 def test_algonauts_missing_root_is_one_line(tmp_path, capsys):
@@ -130,3 +135,133 @@ def test_algonauts_missing_root_is_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "subj01" in err
+
+
+# All subjects, resuming, the zip and the leaderboard: language-free tiny models
+# (no captioner or text model is loaded) on two tiny subjects.
+FAST = ["--backbone", "small-cnn", "--pretrained", "none", "--alignment-weight", "0",
+        "--epochs", "1", "--batch-size", "8", "--n-components", "3", "--device", "cpu",
+        "--validation-fraction", "0.25"]
+
+
+@pytest.fixture
+def two_subjects(tmp_path):
+    root = tmp_path / "algonauts"
+    for subject in (1, 2):
+        fake.make_fake_algonauts(root, subject=subject, n_train=16, n_test=3, n_voxels=(6, 8),
+                                 image_size=32, fsaverage_size=10242, seed=subject)
+    return root
+
+
+@pytest.fixture
+def fitted(monkeypatch):
+    """Record the subjects fit_subject is called for; raise for those in ``fail``."""
+    from skvem.app import algonauts
+
+    calls, fail = [], set()
+    real = algonauts.fit_subject
+
+    def spy(job, subject, out):
+        calls.append(subject)
+        if subject in fail:
+            raise RuntimeError("simulated crash")
+        return real(job, subject, out)
+
+    monkeypatch.setattr(algonauts, "fit_subject", spy)
+    return calls, fail
+
+
+def test_algonauts_all_subjects(tmp_path, two_subjects, capsys):
+    import zipfile
+
+    from joblib import parallel_config
+
+    out = tmp_path / "out"
+    with parallel_config(backend="threading"):
+        code = main(["algonauts", "--root", str(two_subjects), "--subjects", "all",
+                     "--n-jobs", "2", "--out", str(out), *FAST])
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    for subject in (1, 2):
+        assert f"Subject {subject}: validation on 4 held-out" in printed
+        assert np.load(out / f"subj0{subject}" / "lh_pred_test.npy").shape == (3, 6)
+        assert np.load(out / f"subj0{subject}" / "rh_pred_test.npy").shape == (3, 8)
+        for name in ("rois.png", "surface.png", "report.json", "validation.npz", "done.json"):
+            assert (out / f"subj0{subject}_{name}").stat().st_size > 0
+    with zipfile.ZipFile(out / "algonauts_2023_challenge_submission.zip") as archive:
+        assert sorted(archive.namelist()) == [
+            "subj01/lh_pred_test.npy", "subj01/rh_pred_test.npy",
+            "subj02/lh_pred_test.npy", "subj02/rh_pred_test.npy"]
+        with archive.open("subj02/rh_pred_test.npy") as f:
+            np.testing.assert_array_equal(np.load(f), np.load(out / "subj02" / "rh_pred_test.npy"))
+    # The leaderboard is the mean over vertices: per subject and hemisphere, then pooled.
+    board = json.loads((out / "leaderboard.json").read_text())
+    per_vertex = [np.load(out / f"subj0{s}_validation.npz")["algonauts_score"] for s in (1, 2)]
+    assert [row["subject"] for row in board["subjects"]] == [1, 2]
+    for row, scores in zip(board["subjects"], per_vertex):
+        assert row["lh"]["algonauts_score"] == pytest.approx(np.nanmean(scores[:6]))
+        assert row["rh"]["algonauts_score"] == pytest.approx(np.nanmean(scores[6:]))
+    assert board["score"] == pytest.approx(np.nanmean(np.concatenate(per_vertex)))
+    assert board["all subjects"]["lh"]["algonauts_score"] == pytest.approx(
+        np.nanmean(np.concatenate([s[:6] for s in per_vertex])))
+    assert f"{board['score']:.1f}" in printed.split("Leaderboard")[1]
+    markdown = (out / "report.md").read_text()
+    assert "| all subjects |" in markdown and "## Subject 2" in markdown
+    assert (out / "rois.png").stat().st_size > 1000
+
+
+def test_algonauts_resumes_after_a_failed_subject(tmp_path, two_subjects, fitted, capsys):
+    calls, fail = fitted
+    out = tmp_path / "out"
+    command = ["algonauts", "--root", str(two_subjects), "--subjects", "1,2", "--out", str(out),
+               "--no-figures", *FAST]
+    fail.add(2)
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "subject 2 failed (RuntimeError: simulated crash)" in err and "resume" in err
+    assert calls == [1, 2]
+    # Subject 1 is finished and kept; subject 2 has no marker and no zip was made.
+    assert (out / "subj01_done.json").exists() and (out / "subj01" / "lh_pred_test.npy").exists()
+    assert not (out / "subj02_done.json").exists()
+    assert not (out / "algonauts_2023_challenge_submission.zip").exists()
+    first = np.load(out / "subj01" / "lh_pred_test.npy")
+
+    fail.clear()
+    calls.clear()
+    assert main(command) == 0, capsys.readouterr().err
+    assert calls == [2]  # subject 1 is not fitted again
+    np.testing.assert_array_equal(np.load(out / "subj01" / "lh_pred_test.npy"), first)
+    assert (out / "subj02_done.json").exists()
+    assert "Subject 1: validation" in capsys.readouterr().out
+
+    # A run with other settings refits everything; a damaged marker refits its subject.
+    calls.clear()
+    (out / "subj02_done.json").write_text("{not json")
+    assert main(command) == 0
+    assert calls == [2]
+    calls.clear()
+    assert main([*command, "--seed", "1"]) == 0
+    assert calls == [1, 2]
+
+
+@pytest.mark.parametrize("subjects, message", [
+    ("1,3", "subject 3: its folder"),
+    ("1,1", "lists subject 1 twice"),
+    ("1,9", "between 1 and 8; got 9"),
+    ("one", "--subjects must be 'all' or numbers"),
+])
+def test_algonauts_bad_subjects_fail_before_fitting(tmp_path, two_subjects, fitted, capsys,
+                                                    subjects, message):
+    calls, _ = fitted
+    assert main(["algonauts", "--root", str(two_subjects), "--subjects", subjects,
+                 "--out", str(tmp_path / "out"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert calls == []
+
+
+def test_algonauts_all_needs_a_subject_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["algonauts", "--root", str(tmp_path / "empty"), "--subjects", "all",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "no subject folder (subj01 ... subj08)" in capsys.readouterr().err

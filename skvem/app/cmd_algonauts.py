@@ -1,26 +1,50 @@
-"""``skvem algonauts``: fit LLM-VEM on Algonauts 2023 and write the submission."""
+"""``skvem algonauts``: fit LLM-VEM on Algonauts 2023 subjects and write the submission."""
 
 from __future__ import annotations
 
-from skvem.app._common import check_output_path, none_or
+import os
+import sys
 
-__all__ = ["add_parser", "run"]
+from skvem.app._common import CommandError, check_output_path, none_or
+
+__all__ = ["add_parser", "run", "parse_subjects"]
+
+
+def parse_subjects(text: str):
+    """``"all"`` or a comma-separated list of subject numbers (``"1,2,5"``, ``"subj03"``)."""
+    if text.strip().lower() == "all":
+        return "all"
+    numbers = []
+    for part in text.split(","):
+        token = part.strip().lower().removeprefix("subj")
+        if not token.isdigit():
+            raise CommandError(
+                f"--subjects must be 'all' or numbers separated by commas (e.g. 1,2,5); got {text!r}"
+            )
+        numbers.append(int(token))
+    return numbers
 
 
 def add_parser(sub) -> None:
     """Register ``skvem algonauts`` on the subcommand parsers ``sub``."""
     alg = sub.add_parser(
         "algonauts",
-        help="fit LLM-VEM on an Algonauts 2023 subject and write the challenge submission",
+        help="fit LLM-VEM on Algonauts 2023 subjects and write the challenge submission",
         description=(
-            "Fit an LLM-aligned encoding model on the training split of one Algonauts 2023 "
-            "subject, report validation scores per ROI on a held-out part of it, and write "
-            "subjXX/{lh,rh}_pred_test.npy for the test images to --out."
+            "Fit an LLM-aligned encoding model on the training split of Algonauts 2023 "
+            "subjects, report validation scores per ROI on a held-out part of it, and write "
+            "OUT/subjXX/{lh,rh}_pred_test.npy for the test images, the submission zip, a "
+            "leaderboard-style report and figures. A killed run started again with the same "
+            "settings resumes at the first unfinished subject."
         ),
     )
     alg.add_argument("--root", required=True, help="the folder holding subj01, subj02, ...")
-    alg.add_argument("--subject", type=int, required=True, help="subject number (1-8)")
-    alg.add_argument("--out", required=True, help="submission folder")
+    which = alg.add_mutually_exclusive_group(required=True)
+    which.add_argument("--subjects", default=None, help="'all' (every subjXX folder in --root) or a list such as 1,2,5")
+    which.add_argument("--subject", type=int, default=None, help="one subject number (1-8); the same as --subjects N")
+    alg.add_argument("--out", required=True, help="output folder: submission folders, zip, reports, figures")
+    alg.add_argument("--n-jobs", type=int, default=1, help="subjects fitted at once (joblib; each holds its data and models in memory) (default: %(default)s)")
+    alg.add_argument("--no-figures", action="store_true", help="skip the ROI figures and surface maps")
     alg.add_argument("--backbone", default="open_clip:EVA02-B-16", help="image backbone (default: %(default)s)")
     alg.add_argument("--pretrained", default="auto", help="backbone weights: a tag, a checkpoint file, 'auto' (the library's default) or 'none' (random init) (default: %(default)s)")
     alg.add_argument("--captioner", default=None, help="captioning model id or folder (default: CaptionTransformer's)")
@@ -41,11 +65,15 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     check_output_path(args.out, kind="dir", option="--out")
+    # Figures are written to files, never shown; set before matplotlib is imported
+    # (joblib workers inherit it).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     from skvem.app.algonauts import AlgonautsJob
 
+    subjects = parse_subjects(args.subjects) if args.subjects is not None else [args.subject]
     job = AlgonautsJob(
         root=args.root,
-        subject=args.subject,
+        subjects=subjects,
         backbone=args.backbone,
         pretrained=none_or(args.pretrained),
         captioner=args.captioner,
@@ -61,7 +89,9 @@ def run(args) -> int:
         refit=not args.no_refit,
         device=args.device,
         seed=args.seed,
+        n_jobs=args.n_jobs,
+        figures=not args.no_figures,
+        log=lambda message: print(f"skvem algonauts: {message}", file=sys.stderr),
     )
-    report = job.run(args.out)
-    print(report)
+    print(job.run(args.out))
     return 0

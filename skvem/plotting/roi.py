@@ -65,8 +65,8 @@ def plot_roi_scores(scores, *, rois=None, confidence=0.95, ylabel="score", title
     means, halves = summarise(scores, rois, confidence)
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rois) * max(1, len(scores)) ** 0.5 + 2),
-                                        3.6), layout="constrained")
+        width = float(np.clip(1.5 + 0.3 * len(rois) * len(scores) ** 0.5, 4.0, 14.0))
+        fig, ax = plt.subplots(figsize=(width, 3.6), layout="constrained")
     else:
         fig = ax.figure
     x = np.arange(len(rois))
