@@ -13,7 +13,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvem.encoding._ridge_solver import AUTO_CPU_BACKEND, resolve_backend, solve_ridge_cv
+from skvem.encoding import _backends
+from skvem.encoding._ridge_solver import resolve_backend, solve_ridge_cv
 from skvem.metrics import pearson_r
 from skvem.encoding.ridge import DEFAULT_ALPHAS, VoxelRidgeCV
 
@@ -266,10 +267,67 @@ def test_auto_backend_and_global_backend_untouched():
     himalaya.backend.set_backend("numpy")
     X, Y = _data(seed=11)
     model = VoxelRidgeCV().fit(X, Y)
-    assert model.backend_ == ("torch_cuda" if _cuda_available() else AUTO_CPU_BACKEND)
+    # A problem this small takes numpy without a measurement.
+    assert model.backend_ == ("torch_cuda" if _cuda_available() else "numpy")
     assert model.backend == "auto"  # the parameter is left as given
     VoxelRidgeCV(backend="torch").fit(X, Y)
     assert himalaya.backend.get_backend().name == "numpy"
+
+
+@pytest.fixture
+def fresh_auto(monkeypatch):
+    """backend='auto' as in a new process: nothing measured, no override."""
+    monkeypatch.setattr(_backends, "_measured", None)
+    monkeypatch.setattr(_backends, "AUTO_CPU_BACKEND", None)
+    monkeypatch.delenv(_backends.CPU_BACKEND_ENV, raising=False)
+    monkeypatch.setattr(_backends, "_cuda_available", lambda: False)
+    return monkeypatch
+
+
+def test_auto_cpu_backend_is_measured_once_per_process(fresh_auto):
+    calls = []
+
+    def fake_measure():
+        calls.append(1)
+        return "torch", "measured (fake)"
+
+    fresh_auto.setattr(_backends, "_measure", fake_measure)
+    fresh_auto.setattr(_backends, "PROBE_SHAPE", (10, 2, 2))  # every fit is "large"
+    X, Y = _data(seed=11)
+    assert VoxelRidgeCV().fit(X, Y).backend_ == "torch"
+    assert VoxelRidgeCV().fit(X, Y).backend_ == "torch"
+    assert calls == [1]
+    assert _backends.auto_cpu_backend() == ("torch", "measured (fake)")
+
+
+def test_auto_cpu_backend_real_measurement_picks_the_faster(fresh_auto):
+    fresh_auto.setattr(_backends, "PROBE_SHAPE", (120, 16, 64))
+    fresh_auto.setattr(_backends, "_PROBE_REPEATS", 1)
+    name, reason = _backends.auto_cpu_backend()
+    times = dict(part.rsplit(" ", 2)[:2] for part in reason.split(": ", 1)[1].split(", "))
+    assert name in ("numpy", "torch") and set(times) == {"numpy", "torch"}
+    assert float(times[name]) == min(float(t) for t in times.values())
+
+
+def test_auto_cpu_backend_small_problem_skips_the_measurement(fresh_auto):
+    fresh_auto.setattr(_backends, "_measure", lambda: pytest.fail("measured a tiny problem"))
+    name, reason = _backends.auto_cpu_backend((200, 20, 50))
+    assert name == "numpy" and "smaller than the measurement probe" in reason
+
+
+@pytest.mark.parametrize("how", ["env", "module"])
+def test_auto_cpu_backend_override(fresh_auto, how):
+    fresh_auto.setattr(_backends, "_measure", lambda: pytest.fail("measured despite override"))
+    if how == "env":
+        fresh_auto.setenv(_backends.CPU_BACKEND_ENV, "torch")
+    else:
+        fresh_auto.setattr(_backends, "AUTO_CPU_BACKEND", "torch")
+    X, Y = _data(seed=11)
+    assert VoxelRidgeCV().fit(X, Y).backend_ == "torch"
+    fresh_auto.setenv(_backends.CPU_BACKEND_ENV, "cupy")
+    fresh_auto.setattr(_backends, "AUTO_CPU_BACKEND", None)
+    with pytest.raises(ValueError, match="SKVEM_RIDGE_CPU_BACKEND must be one of"):
+        VoxelRidgeCV().fit(X, Y)
 
 
 def test_default_alphas_are_logspace():

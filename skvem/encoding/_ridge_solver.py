@@ -36,6 +36,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 from sklearn.model_selection import check_cv
 
+from skvem.encoding._backends import BACKENDS, resolve_backend  # noqa: F401 (re-exported)
+
 __all__ = ["RidgeCVResult", "resolve_backend", "solve_ridge_cv"]
 
 _EPS32 = float(np.finfo(np.float32).eps)
@@ -47,73 +49,6 @@ _EPS32 = float(np.finfo(np.float32).eps)
 # cache. A GPU amortises kernel launches over larger batches.
 _BATCH_BYTES_CPU = 128 * 2**20
 _BATCH_BYTES_GPU = 2 * 2**30
-
-#: Backends accepted by ``resolve_backend`` (himalaya's names, plus "auto").
-#: himalaya's torch_mps is left out: the decompositions are float64, which
-#: Apple's MPS does not support (use "torch", on the CPU, there).
-BACKENDS = ("auto", "numpy", "torch", "torch_cuda", "cupy")
-
-#: CPU backend chosen by ``backend="auto"`` when no GPU is available.
-#: Measured on a 2-core Intel Sapphire Rapids VM (quiet machine, X 2000 x 512
-#: -> Y 2000 x 6000, 9 alphas, 5 folds, with refit; best of 3 alternating
-#: runs, 3 sessions): torch 2.14 (MKL) 1.09-1.13 s, numpy 2.4 (OpenBLAS
-#: 0.3.31) 1.22-1.24 s. numpy's sgemm alone peaks a little higher, but torch
-#: is faster for the element-wise passes, the gathers and the float64 eigh.
-AUTO_CPU_BACKEND = "torch"
-
-
-def resolve_backend(backend):
-    """Return the himalaya backend module for a backend name.
-
-    Parameters
-    ----------
-    backend : str
-        ``"auto"`` picks ``"torch_cuda"`` when PyTorch sees a CUDA device,
-        else :data:`AUTO_CPU_BACKEND` (the CPU backend measured fastest).
-        Any himalaya backend name is accepted otherwise.
-
-    Returns
-    -------
-    module
-        The backend module (``himalaya.backend.<name>``). The global
-        himalaya backend (``himalaya.backend.set_backend``) is left
-        untouched.
-
-    Raises
-    ------
-    ValueError
-        If ``backend`` is unknown or its device is not available.
-    """
-    import importlib
-
-    if backend == "torch_mps":
-        raise ValueError(
-            "backend='torch_mps' is not supported: the decompositions run in "
-            "float64, which MPS lacks; use backend='torch' (CPU)."
-        )
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
-    if backend == "auto":
-        backend = "torch_cuda" if _cuda_available() else AUTO_CPU_BACKEND
-    elif backend == "torch_cuda" and not _cuda_available():
-        # himalaya raises (or, under pytest, skips) on import: say it plainly.
-        raise ValueError(
-            "backend='torch_cuda' needs PyTorch with a CUDA device, and none is "
-            "available; use backend='auto' or 'numpy'."
-        )
-    try:
-        return importlib.import_module("himalaya.backend." + backend)
-    except ImportError as exc:
-        raise ValueError(f"backend={backend!r} could not be loaded: {exc}") from exc
-
-
-def _cuda_available():
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
 
 def _on_gpu(backend):
     return backend.name in ("torch_cuda", "cupy")
@@ -327,7 +262,8 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
     refit : bool, default=True
         Refit the weights on all samples with the selected alphas.
     backend : str or module, default="numpy"
-        A himalaya backend name (see :func:`resolve_backend`) or module.
+        A himalaya backend name (see :func:`resolve_backend`; ``"auto"``
+        measures the faster CPU backend on first use) or module.
     progress_bar : bool, default=False
         Show a tqdm progress bar over target batches.
 
@@ -347,8 +283,6 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
     >>> res.coef.shape, res.best_alphas.shape
     ((5, 3), (3,))
     """
-    if isinstance(backend, str):
-        backend = resolve_backend(backend)
     X = np.asarray(X, dtype=np.float32)
     if not X.flags.writeable:
         X = np.array(X)  # see the note on read-only Y below
@@ -363,6 +297,7 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
     n_samples, n_features = X.shape
     n_targets = Y.shape[1]
     n_alphas = alphas.shape[0]
+    backend = resolve_backend(backend, shape=(n_samples, n_features, n_targets))
 
     if solver == "auto":
         solver = "primal" if n_features <= n_samples else "kernel"

@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skvem.encoding._ridge_solver import resolve_backend, solve_ridge_cv
+from skvem.encoding._backends import check_backend_name, resolve_backend
+from skvem.encoding._ridge_solver import solve_ridge_cv
 from skvem._utils.validation import check_fmri, check_positive_int
 from skvem.metrics import pearson_r
 
@@ -71,10 +72,13 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         to False.)
     backend : {"auto", "numpy", "torch", "torch_cuda", "cupy"}, default="auto"
         himalaya backend for fitting. ``"auto"`` uses ``"torch_cuda"`` when
-        PyTorch sees a CUDA device, else ``"torch"`` on the CPU, measured
-        ~10% faster than ``"numpy"`` (see
-        ``skvem.encoding._ridge_solver.AUTO_CPU_BACKEND``). The global himalaya
-        backend is not changed.
+        PyTorch sees a CUDA device; on a CPU it uses whichever of
+        ``"numpy"`` and ``"torch"`` a short measurement on first use found
+        faster on this machine (kept for the process; small problems use
+        ``"numpy"`` without measuring). Fix it with the environment variable
+        ``SKVEM_RIDGE_CPU_BACKEND=numpy`` or ``torch``; see
+        ``skvem.encoding._backends``. The global himalaya backend is not
+        changed.
     solver : {"auto", "primal", "kernel"}, default="auto"
         How ``X`` is diagonalised in each fold: ``"primal"`` (through the
         n_features x n_features Gram matrix) or ``"kernel"`` (through the
@@ -139,10 +143,9 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     obtains the validation predictions of every alpha from the same factors
     (see ``skvem.encoding._ridge_solver``); it costs about
     ``2 * n_folds * rank * (n_train + n_alphas * n_test)`` flops per voxel.
-    On a 2-core CPU, 2000 images x 512 features -> 20000 voxels (9 alphas,
-    5 folds) fit in ~3 s, 4x faster than himalaya's ``RidgeCV`` with the same
-    alphas, with a quarter of its peak memory and the same alpha for
-    99.99% of the voxels (``benchmarks/bench_ridge.py``).
+    ``benchmarks/bench_ridge.py`` compares its time, memory and chosen
+    alphas with himalaya's and scikit-learn's ``RidgeCV``; the measured
+    figures are in the documentation's benchmarks page.
 
     Examples
     --------
@@ -191,8 +194,8 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"cv must be at least 2 folds; got cv={self.cv}.")
         check_positive_int(self.n_targets_batch, name="n_targets_batch", allow_none=True)
         check_positive_int(self.n_alphas_batch, name="n_alphas_batch", allow_none=True)
-        backend = resolve_backend(self.backend)  # ValueError naming backend
-        return alphas, backend
+        check_backend_name(self.backend)  # ValueError naming backend
+        return alphas
 
     def fit(self, X, y):
         """Choose each voxel's alpha by cross-validation and fit the weights.
@@ -217,7 +220,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             infinite values, 3-D or empty ``y``, or ``X`` and ``y`` of
             different lengths.
         """
-        alphas, backend = self._check_params()
+        alphas = self._check_params()
         X = validate_data(self, X, reset=True, dtype=np.float32)
         if y is None:
             raise ValueError(
@@ -227,6 +230,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # float64 responses stay float64 here: the solver converts them to
         # float32 one voxel batch at a time, never copying the whole array.
         Y, was_1d = check_fmri(y, n_samples=X.shape[0], name="y")
+        backend = resolve_backend(self.backend, shape=(*X.shape, Y.shape[1]))
 
         result = solve_ridge_cv(
             X, Y, alphas,
