@@ -184,7 +184,8 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.n_alphas_batch = n_alphas_batch
         self.verbose = verbose
 
-    def _check_params(self):
+    def _check_params(self, shape=None):
+        """Validated ``alphas`` and the backend module (``shape`` = (n, p, targets) for "auto")."""
         alphas = _check_alphas(self.alphas)
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise ValueError(f"fit_intercept must be True or False; got {self.fit_intercept!r}.")
@@ -194,8 +195,8 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"cv must be at least 2 folds; got cv={self.cv}.")
         check_positive_int(self.n_targets_batch, name="n_targets_batch", allow_none=True)
         check_positive_int(self.n_alphas_batch, name="n_alphas_batch", allow_none=True)
-        check_backend_name(self.backend)  # ValueError naming backend
-        return alphas
+        check_backend_name(self.backend)  # ValueError naming backend, before any measurement
+        return alphas, resolve_backend(self.backend, shape)
 
     def fit(self, X, y):
         """Choose each voxel's alpha by cross-validation and fit the weights.
@@ -220,7 +221,6 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             infinite values, 3-D or empty ``y``, or ``X`` and ``y`` of
             different lengths.
         """
-        alphas = self._check_params()
         X = validate_data(self, X, reset=True, dtype=np.float32)
         if y is None:
             raise ValueError(
@@ -230,7 +230,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # float64 responses stay float64 here: the solver converts them to
         # float32 one voxel batch at a time, never copying the whole array.
         Y, was_1d = check_fmri(y, n_samples=X.shape[0], name="y")
-        backend = resolve_backend(self.backend, shape=(*X.shape, Y.shape[1]))
+        alphas, backend = self._check_params(shape=(*X.shape, Y.shape[1]))
 
         result = solve_ridge_cv(
             X, Y, alphas,
