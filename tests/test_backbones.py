@@ -151,6 +151,42 @@ def test_missing_weights_say_where_they_were_looked_for(tmp_path, monkeypatch):
         resolve_backbone("timm:test_resnet", "auto")
 
 
+def test_openai_tag_gets_quick_gelu_on_both_towers(models, monkeypatch):
+    """The openai weights were trained with QuickGELU; open_clip only warns, so both towers must ask."""
+    import open_clip
+    from open_clip.transformer import QuickGELU
+
+    from skvem._utils import open_clip_spec
+    from skvem.language._text_models import load_open_clip_text
+
+    monkeypatch.setattr(open_clip_spec, "is_offline", lambda: False)  # nothing is downloaded: see spy
+    real, tiny = open_clip.create_model_and_transforms, models["open_clip"][0].split(":", 1)[1]
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(name, pretrained=None, **kw):
+        calls.append((name, pretrained, kw.get("force_quick_gelu")))
+        if stop:
+            raise Stop
+        return real(tiny, pretrained=None, **kw)  # a tiny random stand-in for the image tower
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", spy)
+    stop = False
+    image = resolve_backbone("open_clip:ViT-B-32", "openai")
+    assert any(isinstance(m, QuickGELU) for m in image.module.modules())
+    assert image.identity["force_quick_gelu"] is True  # not the cache entries of plain-GELU features
+    resolve_backbone("open_clip:ViT-B-32", "auto")  # the first tag of ViT-B-32 is "openai"
+    resolve_backbone("open_clip:ViT-B-32-quickgelu", "openai")  # QuickGELU is in the architecture
+    stop = True
+    with pytest.raises(Stop):
+        load_open_clip_text("ViT-B-32", "openai", device="cpu")
+    assert calls == [("ViT-B-32", "openai", True)] * 2 + [("ViT-B-32-quickgelu", "openai", False),
+                                                          ("ViT-B-32", "openai", True)]
+    assert not open_clip_spec.resolve_open_clip("ViT-B-32", "laion2b_s34b_b79k").force_quick_gelu
+
+
 def test_small_cnn_size_and_seeding():
     a = resolve_backbone("small-cnn", seed=0).module
     b = resolve_backbone("small-cnn", seed=0).module

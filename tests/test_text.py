@@ -236,7 +236,7 @@ def test_missing_models_give_one_clear_error(tmp_path):
 
 
 def test_pretrained_tag_offline(monkeypatch):
-    from skvem.language import _text_models
+    from skvem._utils import open_clip_spec as _text_models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     if _text_models._tag_cached({"hf_hub": "timm/vit_base_patch32_clip_224.openai/"}):
@@ -248,10 +248,8 @@ def test_pretrained_tag_offline(monkeypatch):
     # Online, the openai tag gets the QuickGELU its weights were trained with.
     monkeypatch.setattr(_text_models, "is_offline", lambda: False)
     spec = _text_models.resolve_open_clip("ViT-B-32", "openai")
-    assert spec["force_quick_gelu"] is True
-    assert (
-        _text_models.resolve_open_clip("ViT-B-32-quickgelu", "openai")["force_quick_gelu"] is False
-    )
+    assert spec.force_quick_gelu is True
+    assert _text_models.resolve_open_clip("ViT-B-32-quickgelu", "openai").force_quick_gelu is False
 
 
 def test_builtin_name_with_checkpoint_file_or_random(clip_dir, tmp_path):

@@ -19,9 +19,9 @@ Resolution order (:func:`resolve_pretrained`):
    are allowed, the id itself is returned for the library to download; when
    ``HF_HUB_OFFLINE`` is set it is an error.
 
-The module also keeps recently loaded models in memory (:func:`memoized`), so
-the clones that cross-validation and grid search make of an estimator share
-one copy of its frozen weights instead of reloading them for every fold.
+Loaded models are kept in memory by :func:`skvem._utils.model_memo.memoized`
+(re-exported here), so the clones that cross-validation and grid search make
+of an estimator share one copy of its frozen weights.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import hashlib
 import os
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+
+from skvem._utils.model_memo import memoized, release_models
 
 __all__ = [
     "ModelNotFoundError",
@@ -44,6 +45,7 @@ __all__ = [
     "resolve_pretrained",
     "model_not_found",
     "folder_fingerprint",
+    "path_stamp",
     "memoized",
     "release_models",
 ]
@@ -344,6 +346,36 @@ def _file_digest(path: Path, size: int, h) -> None:
             h.update(f.read(_SAMPLE))
 
 
+def _files_below(root: Path) -> list:
+    """``(relative path, path, size, mtime_ns)`` of every non-hidden file below ``root``, sorted."""
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((path.relative_to(root).as_posix(), path, st.st_size, st.st_mtime_ns))
+    return entries
+
+
+def path_stamp(path) -> tuple:
+    """Names, sizes and modification times of a file or of the files below a folder.
+
+    A cheap in-process identity (no reading): models loaded from ``path``
+    are reloaded when it changes.
+    """
+    p = Path(path).expanduser()
+    if p.is_file():
+        st = p.stat()
+        return ((p.name, st.st_size, st.st_mtime_ns),)
+    return tuple((rel, size, mtime) for rel, _, size, mtime in _files_below(p))
+
+
 def folder_fingerprint(folder) -> str:
     """A content hash of a model folder, stable across copies and machines.
 
@@ -364,18 +396,7 @@ def folder_fingerprint(folder) -> str:
         32 hexadecimal characters.
     """
     root = Path(folder).expanduser().resolve()
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            entries.append((path.relative_to(root).as_posix(), path, st.st_size, st.st_mtime_ns))
+    entries = _files_below(root)
     state_key = (str(root), tuple((rel, size, mtime) for rel, _, size, mtime in entries))
     with _fingerprint_lock:
         memo = _fingerprint_memo.get(state_key)
@@ -390,94 +411,3 @@ def folder_fingerprint(folder) -> str:
     with _fingerprint_lock:
         _fingerprint_memo[state_key] = digest
     return digest
-
-
-# ---------------------------------------------------------------------------
-# Loaded models shared by clones
-# ---------------------------------------------------------------------------
-
-_models: OrderedDict[tuple, object] = OrderedDict()
-_models_lock = threading.RLock()
-# Models kept per kind (e.g. "open_clip", "captioner"): the last one used.
-_PER_KIND = 1
-
-
-def memoized(kind: str, key, loader):
-    """Return the loaded model for ``(kind, key)``, loading it on first use.
-
-    The last model loaded of each ``kind`` stays in memory, so the clones
-    that ``cross_val_score`` and ``GridSearchCV`` make of an estimator reuse
-    the same frozen pretrained weights instead of reading them from disk for
-    every fold. Only use it for models that callers never modify.
-    :func:`release_models` drops them.
-
-    Parameters
-    ----------
-    kind : str
-        A family of models; one model per family is kept.
-    key : hashable
-        Everything that determines the loaded object (spec, device, dtype).
-    loader : callable
-        ``loader()`` loads the model.
-    """
-    full = (kind, key)
-    with _models_lock:
-        if full in _models:
-            _models.move_to_end(full)
-            return _models[full]
-        # Free the previous model of this kind before loading the next one so
-        # two large models never sit in (GPU) memory at once.
-        same_kind = [k for k in _models if k[0] == kind]
-        evict = same_kind[: max(0, len(same_kind) - _PER_KIND + 1)]
-        for old in evict:
-            del _models[old]
-        if evict:
-            _collect_garbage()
-        with _quiet_weight_loading():
-            value = loader()
-        _models[full] = value
-        return value
-
-
-class _quiet_weight_loading:
-    """Hide transformers' per-tensor "Loading weights" bars while a model loads.
-
-    skvem shows its own progress bars, switched by ``verbose``; a bar per
-    checkpoint in every fold of a cross-validation only buries them.
-    """
-
-    def __enter__(self):
-        self._hf = None
-        try:
-            from transformers.utils import logging as hf_logging
-        except ImportError:  # pragma: no cover - transformers is a dependency
-            return self
-        self._hf = hf_logging
-        self._was_enabled = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        return self
-
-    def __exit__(self, *exc):
-        if self._hf is not None and self._was_enabled:
-            self._hf.enable_progress_bar()
-        return False
-
-
-def release_models(kind: str | None = None) -> None:
-    """Forget the models kept by :func:`memoized` (of one ``kind``, or all)."""
-    with _models_lock:
-        evict = [k for k in _models if kind is None or k[0] == kind]
-        for k in evict:
-            del _models[k]
-    if evict:
-        _collect_garbage()
-
-
-def _collect_garbage():
-    import gc
-    import sys
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()

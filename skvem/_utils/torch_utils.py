@@ -88,16 +88,24 @@ def is_oom_error(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def free_accelerator_memory(device):
-    """Return cached blocks of ``device`` (CUDA or MPS) to the driver, after a garbage collection."""
-    import gc
+def free_accelerator_memory(device=None):
+    """Collect garbage and return cached accelerator memory to the driver.
 
-    import torch
+    ``device``: the CUDA or MPS device to free; None frees every available
+    accelerator (and imports nothing when torch is not loaded yet).
+    """
+    import gc
+    import sys
 
     gc.collect()
-    if device.type == "cuda":
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    kind = None if device is None else device.type
+    if kind in (None, "cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()
-    elif device.type == "mps" and hasattr(torch, "mps"):
+    mps = getattr(torch.backends, "mps", None)
+    if kind in (None, "mps") and mps is not None and mps.is_available() and hasattr(torch, "mps"):
         torch.mps.empty_cache()
 
 

@@ -20,21 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from skvem._utils.hub import (
-    ModelNotFoundError,
-    cached_snapshot,
-    download_failed,
-    hf_cache_dir,
-    is_offline,
-    looks_like_path,
-    memoized,
-    model_not_found,
-    resolve_pretrained,
-)
+from skvem._utils.hub import download_failed, looks_like_path, memoized, path_stamp, resolve_pretrained
+from skvem._utils.open_clip_spec import create_open_clip, resolve_open_clip
 from skvem._utils.torch_utils import resolve_device
 
 __all__ = [
-    "resolve_open_clip",
     "load_open_clip_text",
     "resolve_sentence_model",
     "load_sentence_model",
@@ -42,167 +32,11 @@ __all__ = [
 ]
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
-_OPEN_CLIP_LOCAL_HINT = (
-    "To use a local copy, put the model's open_clip_config.json and its weights "
-    "(open_clip_model.safetensors or open_clip_pytorch_model.bin) in one folder and pass "
-    "model='local-dir:/path/to/folder', or keep model=<built-in name> and pass "
-    "pretrained='/path/to/weights.safetensors'. (On a machine with internet: "
-    "`hf download <repo> --local-dir /path/to/folder`.)"
-)
-
-
-def _path_stamp(path) -> tuple:
-    """Sizes and modification times below ``path``: a cheap in-process identity."""
-    p = Path(path)
-    if p.is_file():
-        st = p.stat()
-        return ((p.name, st.st_size, st.st_mtime_ns),)
-    out = []
-    for dirpath, _, files in os.walk(p):
-        for name in sorted(files):
-            st = (Path(dirpath) / name).stat()
-            out.append(
-                (os.path.relpath(os.path.join(dirpath, name), p), st.st_size, st.st_mtime_ns)
-            )
-    return tuple(sorted(out))
 
 
 # ---------------------------------------------------------------------------
-# open_clip
+# open_clip (the spec resolver is shared with the image backbones)
 # ---------------------------------------------------------------------------
-
-
-def resolve_open_clip(model, pretrained, *, owner="CLIPTextEmbedder") -> dict:
-    """Check an open_clip spec without loading weights.
-
-    Returns
-    -------
-    dict
-        ``name`` (what to pass to ``open_clip.create_model``), ``pretrained``,
-        ``local`` (a path whose contents identify the weights, or None) and
-        ``force_quick_gelu``.
-
-    Raises
-    ------
-    ValueError
-        An unknown built-in name or ``pretrained`` tag.
-    ModelNotFoundError
-        A folder or file that does not exist, or weights that are neither
-        cached nor downloadable.
-    """
-    import open_clip
-
-    if not isinstance(model, str) or not model:
-        raise ValueError(f"model must be an open_clip model name or spec; got {model!r}")
-    if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
-        raise ValueError(f"pretrained must be a str, a path or None; got {pretrained!r}")
-    pretrained = os.fspath(pretrained) if pretrained is not None else None
-    # A plain folder is what a user who saved a model means by local-dir:.
-    if not model.startswith(("local-dir:", "hf-hub:")) and os.path.isdir(os.path.expanduser(model)):
-        model = "local-dir:" + model
-
-    if model.startswith("local-dir:"):
-        folder = os.path.expanduser(model[len("local-dir:") :])
-        config = os.path.join(folder, "open_clip_config.json")
-        if not os.path.isdir(folder) or not os.path.isfile(config):
-            state = "not found" if not os.path.isdir(folder) else "no open_clip_config.json in it"
-            raise model_not_found(
-                owner,
-                "model",
-                model,
-                [f"a local folder {os.path.abspath(folder)!r} ({state})"],
-                _OPEN_CLIP_LOCAL_HINT,
-            )
-        return {
-            "name": "local-dir:" + folder,
-            "pretrained": None,
-            "local": folder,
-            "force_quick_gelu": False,
-        }
-
-    if model.startswith("hf-hub:"):
-        repo_id = model[len("hf-hub:") :]
-        cached = cached_snapshot(repo_id, required_file="open_clip_config.json")
-        if cached is None and is_offline():
-            raise model_not_found(
-                owner,
-                "model",
-                model,
-                [
-                    f"the Hugging Face cache {hf_cache_dir()!r} "
-                    f"(open_clip_config.json of {repo_id!r}: not cached)",
-                    "the Hugging Face Hub (downloads are disabled: HF_HUB_OFFLINE is set)",
-                ],
-                _OPEN_CLIP_LOCAL_HINT.replace("<repo>", repo_id),
-            )
-        return {"name": model, "pretrained": None, "local": None, "force_quick_gelu": False}
-
-    name = model.replace("/", "-")
-    model_cfg = open_clip.get_model_config(name)
-    if model_cfg is None:
-        raise ValueError(
-            f"{owner}: model={model!r} is not a built-in open_clip model (see "
-            "open_clip.list_models()); use 'hf-hub:ORG/NAME' for a Hugging Face repository or "
-            "'local-dir:/path' for a folder"
-        )
-    if pretrained is None or pretrained == "":
-        return {"name": name, "pretrained": None, "local": None, "force_quick_gelu": False}
-    if os.path.isfile(os.path.expanduser(pretrained)):
-        path = os.path.expanduser(pretrained)
-        return {"name": name, "pretrained": path, "local": path, "force_quick_gelu": False}
-    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
-    if not tag_cfg:
-        if looks_like_path(pretrained):
-            raise model_not_found(
-                owner,
-                "pretrained",
-                pretrained,
-                [f"a weights file {os.path.abspath(os.path.expanduser(pretrained))!r} (not found)"],
-                _OPEN_CLIP_LOCAL_HINT,
-            )
-        raise ValueError(
-            f"{owner}: pretrained={pretrained!r} is neither a file nor a pretrained tag of "
-            f"{name!r}; its tags are {open_clip.list_pretrained_tags_by_model(name)}"
-        )
-    # Tags trained with QuickGELU (e.g. "openai") give subtly wrong
-    # embeddings on the plain-GELU architecture; open_clip only warns.
-    quick = bool(tag_cfg.get("quick_gelu", False)) and not model_cfg.get("quick_gelu", False)
-    if is_offline() and not _tag_cached(tag_cfg):
-        hub = tag_cfg.get("hf_hub", "").rstrip("/")
-        raise model_not_found(
-            owner,
-            "pretrained",
-            pretrained,
-            [
-                f"the Hugging Face cache {hf_cache_dir()!r} (weights of {name!r}/{pretrained!r} "
-                f"from {hub or tag_cfg.get('url')!r}: not cached)",
-                "the Hugging Face Hub (downloads are disabled: HF_HUB_OFFLINE is set)",
-            ],
-            _OPEN_CLIP_LOCAL_HINT.replace("<repo>", hub or "<repo>"),
-        )
-    return {"name": name, "pretrained": pretrained, "local": None, "force_quick_gelu": quick}
-
-
-def _tag_cached(tag_cfg) -> bool:
-    """Whether the weights of a pretrained tag can be loaded without a download."""
-    hub = tag_cfg.get("hf_hub", "")
-    if hub:
-        # open_clip's convention: "org/repo/" (default file names) or "org/repo/file".
-        repo_id, filename = os.path.split(hub)
-        names = (
-            [filename]
-            if filename
-            else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        )
-        if filename.endswith(".bin"):
-            names.insert(0, filename[: -len(".bin")] + ".safetensors")
-        if any(cached_snapshot(repo_id, required_file=f) for f in names):
-            return True
-    url = tag_cfg.get("url", "")
-    if url:
-        target = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))
-        return os.path.isfile(target)
-    return False
 
 
 class OpenClipText:
@@ -319,43 +153,20 @@ def _clip_token_counter(tokenizer):
 
 
 def load_open_clip_text(model, pretrained, device="auto", *, owner="CLIPTextEmbedder"):
-    """Load (or reuse) an open_clip text tower; see :func:`resolve_open_clip`."""
+    """Load (or reuse) an open_clip text tower; see :func:`skvem._utils.open_clip_spec.resolve_open_clip`."""
     spec = resolve_open_clip(model, pretrained, owner=owner)
     dev = resolve_device(device)
-    stamp = _path_stamp(spec["local"]) if spec["local"] else None
-    key = (spec["name"], spec["pretrained"], spec["force_quick_gelu"], str(dev), stamp)
+    key = (spec, str(dev), path_stamp(spec.local) if spec.local else None)
 
     def load():
         import open_clip
 
-        try:
-            clip = open_clip.create_model(
-                spec["name"],
-                pretrained=spec["pretrained"],
-                device=dev,
-                precision="fp32",
-                force_quick_gelu=spec["force_quick_gelu"],
-                # Only CLIP weights are wanted; never fetch tower backbones.
-                pretrained_image=False,
-                pretrained_text=False,
-            )
-            tokenizer = open_clip.get_tokenizer(spec["name"])
-        except (ModelNotFoundError, ValueError):
-            raise
-        except Exception as exc:
-            if spec["local"] is None and _looks_like_download_error(exc):
-                raise model_not_found(
-                    owner,
-                    "model" if spec["pretrained"] is None else "pretrained",
-                    model if spec["pretrained"] is None else spec["pretrained"],
-                    [
-                        f"open_clip's download of {model!r} / {pretrained!r} (failed)",
-                        f"the Hugging Face cache {hf_cache_dir()!r} (not cached)",
-                    ],
-                    _OPEN_CLIP_LOCAL_HINT,
-                    cause=exc,
-                ) from exc
-            raise
+        clip, _ = create_open_clip(
+            spec, owner=owner, device=dev, precision="fp32",
+            # Only CLIP weights are wanted; never fetch tower backbones.
+            pretrained_image=False, pretrained_text=False,
+        )
+        tokenizer = open_clip.get_tokenizer(spec.name)
         clip.eval()
         # The image tower is never used for text; free its memory.
         if getattr(clip, "visual", None) is not None:
@@ -365,25 +176,6 @@ def load_open_clip_text(model, pretrained, device="auto", *, owner="CLIPTextEmbe
         return OpenClipText(clip, tokenizer, dev)
 
     return memoized("open_clip_text", key, load)
-
-
-def _looks_like_download_error(exc) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(
-        word in text
-        for word in (
-            "download",
-            "connect",
-            "offline",
-            "hub",
-            "404",
-            "resolve",
-            "not found",
-            "localentrynotfound",
-            "http",
-            "timed out",
-        )
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -492,7 +284,7 @@ def load_sentence_model(model, device="auto", *, revision=None, owner="SentenceE
         ) from exc
     resolved = resolve_sentence_model(model, revision=revision, owner=owner)
     dev = resolve_device(device)
-    stamp = _path_stamp(resolved.location) if resolved.kind == "local" else None
+    stamp = path_stamp(resolved.location) if resolved.kind == "local" else None
     key = (resolved.location, resolved.revision, str(dev), stamp)
 
     def load():

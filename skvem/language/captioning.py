@@ -459,7 +459,7 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         )
         model = getattr(self, "_captioner_", None)
         if model is None or getattr(self, "_captioner_key", None) != load_key:
-            from skvem.language._text_models import _path_stamp
+            from skvem._utils.hub import path_stamp as _path_stamp
 
             resolved = self._resolve()
             stamp = _path_stamp(resolved.location) if resolved.kind == "local" else None
