@@ -1,0 +1,28 @@
+"""himalaya's estimators on skvem's solvers: a one-import-line swap for existing scripts.
+
+:class:`RidgeCV` and :class:`KernelRidgeCV` take himalaya's constructor
+arguments (``alphas`` first, ``fit_intercept=False``, ``solver``,
+``solver_params``, ``Y_in_cpu``, ``force_cpu``; ``kernel`` and
+``kernel_params``) and follow its conventions (``score`` returns one R^2 per
+target, outputs are arrays of the active himalaya backend), so that::
+
+    from himalaya.kernel_ridge import KernelRidgeCV
+
+becomes::
+
+    from skvem.dropin import KernelRidgeCV
+
+with nothing else changed. himalaya's kernelizers, which compute kernels and
+fit nothing, are re-exported so that the same line can import them.
+
+These names are not exported from :mod:`skvem` itself: ``RidgeCV`` would
+shadow scikit-learn's in ``from skvem import *`` scripts, and skvem's own
+estimator (:class:`skvem.VoxelRidgeCV`) keeps scikit-learn's scalar ``score``.
+"""
+
+from himalaya.kernel_ridge import ColumnKernelizer, Kernelizer, make_column_kernelizer
+
+from skvem.dropin._kernel_ridge import KernelRidgeCV
+from skvem.dropin._ridge import RidgeCV
+
+__all__ = ["ColumnKernelizer", "KernelRidgeCV", "Kernelizer", "RidgeCV", "make_column_kernelizer"]
