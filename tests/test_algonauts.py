@@ -224,3 +224,46 @@ def test_write_submission_checks_shapes(tmp_path, pred, split, match):
 def test_write_submission_strict_official_sizes(tmp_path):
     with pytest.raises(ValueError, match="159 test images x \\(19004 lh \\+ 20544 rh\\)"):
         write_algonauts_submission(tmp_path, 1, np.zeros((4, 22)), 10, strict=True)
+
+
+# Issue 13, item 9: every .npy format version through public numpy API; garbage named
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+def test_mapping_files_of_every_npy_format(tmp_path, version):
+    mapping = {0: "Unknown", 1: "V1v", 2: "FFA-1", 3: "lieu-été"}
+    array = np.empty((), dtype=object)
+    array[()] = mapping
+    path = tmp_path / f"mapping_{version[0]}.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, array, version=version, allow_pickle=True)
+    with open(path, "rb") as f:
+        assert np.lib.format.read_magic(f) == version
+    assert load_pickled_dict(path) == mapping
+    numeric = tmp_path / f"numeric_{version[0]}.npy"
+    with open(numeric, "wb") as f:
+        np.lib.format.write_array(f, np.arange(3.0), version=version)
+    np.testing.assert_array_equal(load_npy_object(numeric), np.arange(3.0))
+
+
+@pytest.mark.parametrize("content", [
+    b"\x93NUMPY\x03\x00" + b"\xff" * 40,  # a 3.0 magic with a garbage header
+    b"\x93NUMPY\x03\x00\x10\x00\x00\x00{'descr': 1}    ",  # a header without the fields
+    b"\x93NUMPY\x09\x00" + b"\x00" * 40,  # an unknown version
+    b"\x93NUMPY\x01\x00",  # cut after the magic
+    bytes(range(256)) * 4,  # random bytes
+    b"",  # empty
+], ids=["garbage-3.0-header", "incomplete-header", "unknown-version", "cut", "random", "empty"])
+def test_garbage_mapping_files_name_the_file(tmp_path, content):
+    path = tmp_path / "mapping_prf-visualrois.npy"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"mapping_prf-visualrois\.npy"):
+        load_pickled_dict(path)
+
+
+def test_a_truncated_object_payload_names_the_file(tmp_path):
+    path = tmp_path / "mapping.npy"
+    np.save(path, {i: f"roi{i}" for i in range(50)})
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(ValueError, match=r"mapping\.npy: not a readable"):
+        load_pickled_dict(path)

@@ -12,9 +12,11 @@ refuses every other one *before* anything is called.
 from __future__ import annotations
 
 import _compat_pickle
+import ast
 import io
 import os
 import pickle
+import struct
 
 import numpy as np
 
@@ -117,13 +119,45 @@ def safe_loads(data: bytes):
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
+# numpy's own limit on a header's length (a longer one is a denial of service).
+_MAX_HEADER = 10_000
+
+
+def _read_header_3_0(fp):
+    """``(shape, fortran_order, dtype)`` of a format-3.0 header (utf-8 field names).
+
+    numpy's public API reads 1.0 and 2.0 headers only; 3.0 is 2.0's layout
+    (a 4-byte little-endian length) with the header text in utf-8.
+    """
+    raw = fp.read(4)
+    if len(raw) != 4:
+        raise ValueError("the .npy header is cut short")
+    (length,) = struct.unpack("<I", raw)
+    if length > _MAX_HEADER:
+        raise ValueError(f"the .npy header claims {length} bytes (at most {_MAX_HEADER})")
+    text = fp.read(length)
+    if len(text) != length:
+        raise ValueError("the .npy header is cut short")
+    header = ast.literal_eval(text.decode("utf-8"))
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise ValueError(f"the .npy header is not a dict of descr, fortran_order, shape: {header!r}")
+    shape, fortran = header["shape"], header["fortran_order"]
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise ValueError(f"the .npy header has an invalid shape {shape!r}")
+    if not isinstance(fortran, bool):
+        raise ValueError(f"the .npy header has an invalid fortran_order {fortran!r}")
+    return shape, fortran, np.lib.format.descr_to_dtype(header["descr"])
+
+
 def _read_npy_header(fp):
     version = np.lib.format.read_magic(fp)
     if version == (1, 0):
         return np.lib.format.read_array_header_1_0(fp)
     if version == (2, 0):
         return np.lib.format.read_array_header_2_0(fp)
-    return np.lib.format._read_array_header(fp, version)  # (3, 0): utf-8 field names
+    if version == (3, 0):
+        return _read_header_3_0(fp)
+    raise ValueError(f"unknown .npy format version {version[0]}.{version[1]}")
 
 
 def load_npy_object(path):
@@ -140,23 +174,29 @@ def load_npy_object(path):
         If ``path`` does not exist.
     UnsafePickleError
         If the pickle names anything but plain data or numpy arrays.
+    ValueError
+        If the file is neither a valid ``.npy`` file (format 1.0, 2.0 or
+        3.0) nor a pickle; the message names it.
     """
     path = os.fspath(path)
-    with open(path, "rb") as fp:
-        magic = fp.read(6)
-        fp.seek(0)
-        if magic != b"\x93NUMPY":
-            try:
+    try:
+        with open(path, "rb") as fp:
+            magic = fp.read(6)
+            fp.seek(0)
+            if magic != b"\x93NUMPY":
                 return RestrictedUnpickler(fp).load()
-            except UnsafePickleError as exc:
-                raise UnsafePickleError(f"{path}: {exc}") from None
-        shape, fortran_order, dtype = _read_npy_header(fp)
-        if not dtype.hasobject:
-            return np.load(path, allow_pickle=False)
-        try:
+            shape, fortran_order, dtype = _read_npy_header(fp)
+            if not dtype.hasobject:
+                return np.load(path, allow_pickle=False)
             array = RestrictedUnpickler(fp).load()
-        except UnsafePickleError as exc:
-            raise UnsafePickleError(f"{path}: {exc}") from None
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # pickle and numpy raise many types for a damaged file
+        raise ValueError(
+            f"{path}: not a readable .npy file or pickle ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise ValueError(f"{path}: the pickled payload does not match the .npy header {shape}")
     return array
