@@ -267,3 +267,85 @@ def test_a_truncated_object_payload_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(ValueError, match=r"mapping\.npy: not a readable"):
         load_pickled_dict(path)
+
+
+# Issue 13, item 7: a submission is both files or neither
+
+
+def _previous_submission(tmp_path):
+    write_algonauts_submission(tmp_path, 1, np.ones((3, 5)), 2)
+    folder = tmp_path / "subj01"
+    return folder, {p.name: np.load(p) for p in folder.iterdir()}
+
+
+def test_a_failed_write_leaves_the_previous_submission(tmp_path, monkeypatch):
+    from skvem.datasets import _algonauts_submission as sub
+
+    folder, before = _previous_submission(tmp_path)
+    original = sub._save
+
+    def disk_full_on_rh(path, array):
+        if os.path.basename(path).startswith("rh_"):
+            raise OSError(28, "No space left on device")
+        original(path, array)
+
+    monkeypatch.setattr(sub, "_save", disk_full_on_rh)
+    with pytest.raises(OSError, match="No space left"):
+        write_algonauts_submission(tmp_path, 1, np.zeros((3, 5)), 2)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before)  # no temporary left
+    for name, array in before.items():
+        np.testing.assert_array_equal(np.load(folder / name), array)
+
+
+def test_a_failed_rename_puts_the_first_file_back(tmp_path, monkeypatch):
+    from skvem.datasets import _algonauts_submission as sub
+
+    folder, before = _previous_submission(tmp_path)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if os.path.basename(dst) == "rh_pred_test.npy" and ".tmp-" in os.path.basename(src):
+            raise PermissionError(13, "Permission denied", dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(sub.os, "replace", failing_replace)
+    with pytest.raises(PermissionError):
+        write_algonauts_submission(tmp_path, 1, np.zeros((3, 5)), 2)
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before)
+    for name, array in before.items():
+        np.testing.assert_array_equal(np.load(folder / name), array)
+    # and a first submission that fails half-way leaves no file at all
+    monkeypatch.setattr(sub.os, "replace", failing_replace)
+    with pytest.raises(PermissionError):
+        write_algonauts_submission(tmp_path / "new", 1, np.zeros((3, 5)), 2)
+    assert list((tmp_path / "new" / "subj01").iterdir()) == []
+
+
+# Issue 13, item 11: damaged or wrong files are named
+
+
+def test_nan_roi_labels_name_the_file(fake):
+    root, _ = fake
+    path = os.path.join(root, "subj02", "roi_masks", "lh.floc-faces_challenge_space.npy")
+    mask = np.load(path).astype(np.float64)
+    mask[3] = np.nan
+    np.save(path, mask)
+    with pytest.raises(ValueError, match=r"lh\.floc-faces_challenge_space\.npy.*1 NaN.*vertex 3"):
+        load_algonauts2023(root, 2)
+    mask[3] = 1.5
+    np.save(path, mask)
+    with pytest.raises(ValueError, match=r"non-integer ROI label 1\.5 at vertex 3"):
+        load_algonauts2023(root, 2)
+    mask[3] = 1.0  # float labels that are integers are fine
+    np.save(path, mask)
+    load_algonauts2023(root, 2)
+
+
+def test_garbage_fmri_file_names_the_file(fake):
+    root, _ = fake
+    path = os.path.join(root, "subj02", "training_split", "training_fmri", "rh_training_fmri.npy")
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY garbage")
+    with pytest.raises(ValueError, match=r"rh_training_fmri\.npy.*rh training fMRI.*not a readable"):
+        load_algonauts2023(root, 2)

@@ -7,7 +7,8 @@
 * :func:`load_nsd` reads the Natural Scenes Dataset from its own files.
 """
 
-from skvem.datasets._algonauts import load_algonauts2023, write_algonauts_submission
+from skvem.datasets._algonauts import load_algonauts2023
+from skvem.datasets._algonauts_submission import write_algonauts_submission
 from skvem.datasets._nsd import load_nsd
 from skvem.datasets.scenes import make_scenes
 

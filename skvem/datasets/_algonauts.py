@@ -13,15 +13,9 @@ from sklearn.utils import Bunch
 from skvem.images import ImageSet
 from skvem.datasets._safe_pickle import load_pickled_dict
 
-__all__ = ["load_algonauts2023", "write_algonauts_submission"]
+__all__ = ["load_algonauts2023"]
 
 ROI_FILES = ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words", "streams")
-
-# Official challenge sizes (Gifford et al., 2023): test images and vertices
-# per hemisphere, subjects 1-8. Used by write_algonauts_submission(strict=True).
-OFFICIAL_N_TEST = (159, 159, 293, 395, 159, 293, 159, 395)
-OFFICIAL_N_LH = (19004, 19004, 19004, 19004, 19004, 18978, 19004, 18981)
-OFFICIAL_N_RH = (20544, 20544, 20544, 20544, 20544, 20220, 20544, 20530)
 
 LAYOUT = """\
 Expected Algonauts 2023 layout:
@@ -90,6 +84,19 @@ def _image_list(folder, split):
     return [os.path.join(folder, f) for f in names], np.asarray(ids, dtype=np.int64)
 
 
+def _load_array(path, what):
+    """``np.load`` of a numeric ``.npy`` file, failures naming the file and what it should be."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises ValueError, OSError, EOFError... for a damaged file
+        raise ValueError(f"{path!r} ({what}) is not a readable numeric .npy file: {exc}") from exc
+    if not isinstance(arr, np.ndarray) or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    ):
+        raise ValueError(f"{path!r} ({what}) must hold a numeric array; got {arr.dtype}")
+    return arr
+
+
 def _load_pair(directory, pattern, what):
     """Load ``lh`` and ``rh`` arrays named by ``pattern.format(hemi)``."""
     out = []
@@ -97,7 +104,7 @@ def _load_pair(directory, pattern, what):
         path = os.path.join(directory, pattern.format(hemi))
         if not os.path.isfile(path):
             raise _missing(path, f"{hemi} {what}")
-        out.append(np.load(path, allow_pickle=False))
+        out.append(_load_array(path, f"{hemi} {what}"))
     return out
 
 
@@ -110,6 +117,25 @@ def _check_fmri_pair(lh, rh, n_images, what, lh_path_hint):
                 f"{hemi} {what} has {arr.shape[0]} rows but there are {n_images} images in "
                 f"{lh_path_hint!r}"
             )
+
+
+def _integer_labels(mask, path):
+    """ROI labels as int64; NaN or fractional labels are an error naming the file."""
+    if np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool:
+        return mask.astype(np.int64)
+    finite = np.isfinite(mask)
+    if not finite.all():
+        raise ValueError(
+            f"{path!r} has {int((~finite).sum())} NaN or infinite ROI labels (first at vertex "
+            f"{int(np.flatnonzero(~finite)[0])}); expected integer labels, 0 for no ROI"
+        )
+    if not np.array_equal(mask, np.round(mask)):
+        bad = int(np.flatnonzero(mask != np.round(mask))[0])
+        raise ValueError(
+            f"{path!r} has the non-integer ROI label {float(mask[bad]):g} at vertex {bad}; expected "
+            "integer labels, 0 for no ROI"
+        )
+    return mask.astype(np.int64)
 
 
 def _load_rois(roi_dir, roi_files, n_lh, n_rh):
@@ -136,13 +162,14 @@ def _load_rois(roi_dir, roi_files, n_lh, n_rh):
             mask_path = os.path.join(roi_dir, f"{hemi}.{roi_file}_challenge_space.npy")
             if not os.path.isfile(mask_path):
                 raise _missing(mask_path, f"{hemi} ROI mask of {roi_file!r}")
-            mask = np.load(mask_path, allow_pickle=False)
+            mask = _load_array(mask_path, f"{hemi} ROI mask of {roi_file!r}")
             if mask.shape != (sizes[hemi],):
                 raise ValueError(
                     f"{mask_path!r} has shape {mask.shape} but the {hemi} fMRI has "
                     f"{sizes[hemi]} vertices"
                 )
-            unknown = set(np.unique(mask).astype(int).tolist()) - set(labels)
+            mask = _integer_labels(mask, mask_path)
+            unknown = set(np.unique(mask).tolist()) - set(labels)
             if unknown:
                 raise ValueError(
                     f"{mask_path!r} has labels {sorted(unknown)} missing from {mapping_path!r}"
@@ -168,7 +195,7 @@ def _load_fsaverage_vertices(roi_dir, n_lh, n_rh):
         path = os.path.join(roi_dir, f"{hemi}.all-vertices_fsaverage_space.npy")
         if not os.path.isfile(path):
             return None, None
-        mask = np.load(path, allow_pickle=False)
+        mask = _load_array(path, f"{hemi} fsaverage vertex mask")
         vertices = np.flatnonzero(mask)
         if vertices.size != n:
             raise ValueError(
@@ -351,104 +378,3 @@ def load_algonauts2023(root, subject, *, rois=True):
             "(fsaverage, NSD betas z-scored within session and averaged over repeats).\n" + LAYOUT
         ),
     )
-
-
-def _hemisphere_slices(split, n_voxels):
-    if isinstance(split, Integral) and not isinstance(split, bool):
-        n_lh = int(split)
-        if not 0 < n_lh < n_voxels:
-            raise ValueError(
-                f"n_lh={n_lh} must split the {n_voxels} prediction columns into two non-empty parts"
-            )
-        return slice(0, n_lh), slice(n_lh, n_voxels)
-    if isinstance(split, dict) and set(split) >= {"lh", "rh"}:
-        lh, rh = split["lh"], split["rh"]
-        if not (isinstance(lh, slice) and isinstance(rh, slice)):
-            raise ValueError("hemisphere_slices must map 'lh' and 'rh' to slices")
-        lh_idx = np.arange(n_voxels)[lh]
-        rh_idx = np.arange(n_voxels)[rh]
-        if lh_idx.size == 0 or rh_idx.size == 0 or np.intersect1d(lh_idx, rh_idx).size:
-            raise ValueError(
-                f"hemisphere_slices {split} must select two non-empty, disjoint sets of the "
-                f"{n_voxels} prediction columns"
-            )
-        if lh_idx.size + rh_idx.size != n_voxels:
-            raise ValueError(
-                f"hemisphere_slices cover {lh_idx.size} + {rh_idx.size} columns but predictions "
-                f"have {n_voxels}"
-            )
-        return lh, rh
-    raise ValueError(
-        "hemisphere_slices must be a dict {'lh': slice, 'rh': slice} (load_algonauts2023's "
-        f"hemisphere_slices) or the number of left-hemisphere vertices; got {split!r}"
-    )
-
-
-def write_algonauts_submission(out_dir, subject, predictions, hemisphere_slices, *, strict=False):
-    """Write test-set predictions in the Algonauts 2023 submission layout.
-
-    Parameters
-    ----------
-    out_dir : str or path-like
-        Folder to write into (created if needed); the files go to
-        ``out_dir/subjXX/lh_pred_test.npy`` and ``rh_pred_test.npy``.
-    subject : int or str
-        1 to 8, or ``"subj01"`` ... ``"subj08"``.
-    predictions : array-like of shape (n_test, n_lh + n_rh)
-        Predicted responses to ``test_images``, left then right hemisphere.
-    hemisphere_slices : dict or int
-        ``load_algonauts2023(...).hemisphere_slices``, or the number of left
-        hemisphere vertices.
-    strict : bool, default=False
-        Also check the shapes against the official challenge sizes of the
-        subject (test images and vertices per hemisphere).
-
-    Returns
-    -------
-    paths : tuple of str
-        ``(lh_path, rh_path)``.
-
-    Raises
-    ------
-    ValueError
-        When predictions are not 2-D, not finite, or do not match the
-        hemisphere split (or the official sizes, with ``strict=True``).
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile
-    >>> from skvem.datasets import write_algonauts_submission
-    >>> out = tempfile.mkdtemp()
-    >>> lh, rh = write_algonauts_submission(out, 1, np.zeros((4, 10)), 6)
-    >>> np.load(rh).shape
-    (4, 4)
-    """
-    subject = _subject_number(subject)
-    pred = np.asarray(predictions)
-    if pred.ndim != 2:
-        raise ValueError(f"predictions must be 2-D (n_test, n_vertices); got shape {pred.shape}")
-    if not np.issubdtype(pred.dtype, np.number):
-        raise ValueError(f"predictions must be numeric; got dtype {pred.dtype}")
-    pred = pred.astype(np.float32)
-    if not np.all(np.isfinite(pred)):
-        raise ValueError("predictions contain NaN or infinite values")
-    lh_slice, rh_slice = _hemisphere_slices(hemisphere_slices, pred.shape[1])
-    lh, rh = pred[:, lh_slice], pred[:, rh_slice]
-    if strict:
-        k = subject - 1
-        expected = (OFFICIAL_N_TEST[k], OFFICIAL_N_LH[k], OFFICIAL_N_RH[k])
-        found = (pred.shape[0], lh.shape[1], rh.shape[1])
-        if found != expected:
-            raise ValueError(
-                f"subject {subject} submissions need {expected[0]} test images x "
-                f"({expected[1]} lh + {expected[2]} rh) vertices; got {found[0]} x "
-                f"({found[1]} + {found[2]})"
-            )
-    folder = os.path.join(os.fspath(out_dir), f"subj{subject:02d}")
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-    for hemi, arr in (("lh", lh), ("rh", rh)):
-        path = os.path.join(folder, f"{hemi}_pred_test.npy")
-        np.save(path, np.ascontiguousarray(arr, dtype=np.float32))
-        paths.append(path)
-    return tuple(paths)
