@@ -206,3 +206,52 @@ def test_bad_roi_argument(volume):
         load_nsd(root, subject=3, space="fsaverage", roi=np.ones(3))
     with pytest.raises(ValueError, match="selects no voxel"):
         load_nsd(root, subject=3, roi=np.zeros((6, 5, 4)))
+
+
+# Issue 13, item 11: every wrong file or parameter is named
+
+
+@pytest.mark.parametrize("sessions", [1.5, "1", [1.5], [], [0], [True], object()])
+def test_bad_sessions_name_the_parameter(volume, sessions):
+    root, _ = volume
+    with pytest.raises(ValueError, match=r"sessions must be None, a 1-based session number"):
+        load_nsd(root, subject=3, sessions=sessions)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"{not json", "is not valid JSON"),
+    (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
+    (b"[1, 2, 3]", "holds a JSON list"),
+    (b'{"12": 5}', "must be a string or a list of strings"),
+    (b'{"annotations": [{"id": 1}]}', "annotation 0 needs an integer 'image_id'"),
+    (b'{"annotations": 3}', "'annotations' must be a list"),
+])
+def test_invalid_captions_json_names_the_file(volume, tmp_path, content, match):
+    root, _ = volume
+    path = tmp_path / "captions.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"captions file .*captions\.json.*{match}"):
+        load_nsd(root, subject=3, sessions=[1], captions=str(path))
+    with pytest.raises(TypeError, match="captions must be a path"):
+        load_nsd(root, subject=3, sessions=[1], captions=3)
+
+
+def _copy(volume, tmp_path):
+    root, _ = volume
+    shutil.copytree(root, tmp_path / "nsd")
+    return tmp_path / "nsd"
+
+
+@pytest.mark.parametrize("target, match", [
+    ("nsddata_betas/ppdata/subj03/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.hdf5",
+     r"betas_session01\.hdf5.*not a readable HDF5 file of betas"),
+    ("nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", r"nsd_stimuli\.hdf5.*as an HDF5 file"),
+    ("nsddata/experiments/nsd/nsd_expdesign.mat", r"nsd_expdesign\.mat.*not a readable MATLAB"),
+    ("nsddata/ppdata/subj03/func1pt8mm/roi/nsdgeneral.nii.gz", r"nsdgeneral\.nii\.gz.*ROI volume"),
+])
+def test_garbage_files_are_named(volume, tmp_path, target, match):
+    root = _copy(volume, tmp_path)
+    (root / target).write_bytes(np.random.RandomState(0).bytes(2048))
+    with pytest.raises((ValueError, OSError), match=match) as err:
+        load_nsd(root, subject=3, sessions=[1])
+    assert isinstance(err.value, ValueError) or type(err.value).__name__ == "ImageLoadError"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
 import warnings
@@ -13,293 +11,31 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from skvem._utils.progress import progress
-from skvem.images import ImageSet
 from skvem.datasets._algonauts import _subject_number
+from skvem.datasets._nsd_captions import read_captions
+from skvem.datasets._nsd_io import (
+    LAYOUT,
+    TRIALS_PER_SESSION,
+    missing,
+    read_design,
+    read_surface_session,
+    read_volume_session,
+    session_trials,
+    surface_mask,
+    volume_mask,
+    zscore_session,
+)
+from skvem.images import ImageSet
 
 __all__ = ["load_nsd"]
-
-TRIALS_PER_SESSION = 750
-# NSD stores most betas as int16 = round(300 * percent signal change).
-BETA_SCALE = 300.0
-
-LAYOUT = """\
-Expected NSD layout (as on the NSD data server):
-  <root>/nsddata/experiments/nsd/nsd_expdesign.mat
-  <root>/nsddata/experiments/nsd/nsd_stim_info_merged.csv          (only for COCO captions)
-  <root>/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5              (dataset 'imgBrick')
-  volume spaces (func1pt8mm, func1mm):
-    <root>/nsddata_betas/ppdata/subjXX/<space>/<betas>/betas_sessionNN.hdf5   (dataset 'betas')
-    <root>/nsddata/ppdata/subjXX/<space>/roi/<roi>.nii.gz
-  fsaverage:
-    <root>/nsddata_betas/ppdata/subjXX/fsaverage/<betas>/{lh,rh}.betas_sessionNN.mgh
-    <root>/nsddata/freesurfer/fsaverage/label/{lh,rh}.<roi>.mgz"""
-
-
-def _missing(path, what):
-    return FileNotFoundError(f"{what} not found: {path!r}\n{LAYOUT}")
-
-
-# ---------------------------------------------------------------------------
-# Experimental design
-# ---------------------------------------------------------------------------
-
-
-def _read_design(root):
-    from scipy.io import loadmat
-
-    path = os.path.join(root, "nsddata", "experiments", "nsd", "nsd_expdesign.mat")
-    if not os.path.isfile(path):
-        raise _missing(path, "NSD experimental design")
-    mat = loadmat(path)
-    missing = [k for k in ("masterordering", "subjectim", "sharedix") if k not in mat]
-    if missing:
-        raise ValueError(f"{path!r} lacks the variables {missing}")
-    master = np.asarray(mat["masterordering"]).reshape(-1).astype(np.int64)
-    subjectim = np.asarray(mat["subjectim"]).astype(np.int64)
-    shared = np.asarray(mat["sharedix"]).reshape(-1).astype(np.int64)
-    if subjectim.ndim != 2:
-        raise ValueError(f"subjectim in {path!r} must be 2-D (8, 10000); got {subjectim.shape}")
-    if master.size and (master.min() < 1 or master.max() > subjectim.shape[1]):
-        raise ValueError(
-            f"masterordering in {path!r} must hold 1-based indices into subjectim's "
-            f"{subjectim.shape[1]} columns; found values in [{master.min()}, {master.max()}]"
-        )
-    return path, master, subjectim, shared
-
-
-def _session_trials(master, subjectim, subject, session, design_path):
-    start = (session - 1) * TRIALS_PER_SESSION
-    stop = start + TRIALS_PER_SESSION
-    if stop > master.size:
-        raise ValueError(
-            f"session {session} needs trials {start + 1}-{stop} of masterordering, but "
-            f"{design_path!r} lists {master.size} trials"
-        )
-    if subject > subjectim.shape[0]:
-        raise ValueError(f"subjectim in {design_path!r} has no row for subject {subject}")
-    # masterordering: 1-based index into the subject's 10,000 images;
-    # subjectim: 1-based 73k ids. Returned ids are 0-based.
-    return subjectim[subject - 1, master[start:stop] - 1] - 1
-
-
-# ---------------------------------------------------------------------------
-# Voxel selection
-# ---------------------------------------------------------------------------
-
-
-def _volume_mask(root, subject, space, roi):
-    import nibabel as nib
-
-    affine = None
-    if isinstance(roi, np.ndarray):
-        values = roi
-    else:
-        if isinstance(roi, str) and not roi.endswith((".nii", ".nii.gz")):
-            path = os.path.join(
-                root, "nsddata", "ppdata", f"subj{subject:02d}", space, "roi", f"{roi}.nii.gz"
-            )
-        else:
-            path = os.fspath(roi)
-        if not os.path.isfile(path):
-            raise _missing(path, "ROI volume")
-        img = nib.load(path)
-        values = np.asarray(img.dataobj)
-        affine = img.affine
-    values = np.asarray(values)
-    if values.ndim != 3:
-        raise ValueError(f"the ROI must be a 3-D volume; got shape {values.shape}")
-    mask = values > 0
-    if not mask.any():
-        raise ValueError("the ROI selects no voxel (no value > 0)")
-    return mask, values[mask], affine
-
-
-def _surface_mask(root, roi, hemi):
-    import nibabel as nib
-
-    if isinstance(roi, dict):
-        values = np.asarray(roi[hemi]).reshape(-1)
-    else:
-        path = os.path.join(
-            root, "nsddata", "freesurfer", "fsaverage", "label", f"{hemi}.{roi}.mgz"
-        )
-        if not os.path.isfile(path):
-            raise _missing(path, f"{hemi} fsaverage ROI")
-        values = np.asarray(nib.load(path).dataobj).reshape(-1)
-    return values > 0, values
-
-
-# ---------------------------------------------------------------------------
-# Reading one session
-# ---------------------------------------------------------------------------
-
-
-def _to_float(raw):
-    out = raw.astype(np.float32)
-    if np.issubdtype(raw.dtype, np.integer):
-        out /= BETA_SCALE
-    return out
-
-
-def _volume_layout(shape, mask_shape, path):
-    """Where the trial axis is and how the volume axes map onto the ROI's.
-
-    NSD writes its HDF5 betas from MATLAB as X x Y x Z x 750; h5py, being
-    row-major, shows them reversed as (750, Z, Y, X). A file written from
-    Python as (750, X, Y, Z) or (X, Y, Z, 750) is read too.
-    """
-    if len(shape) != 4:
-        raise ValueError(f"{path!r}: betas must be 4-D (trials x volume); got shape {shape}")
-    mask_shape = tuple(mask_shape)
-    if shape[0] == TRIALS_PER_SESSION:
-        vol = tuple(shape[1:])
-        if vol == mask_shape[::-1]:
-            return 0, (2, 1, 0)
-        if vol == mask_shape:
-            return 0, (0, 1, 2)
-    if shape[-1] == TRIALS_PER_SESSION and tuple(shape[:3]) == mask_shape:
-        return 3, (0, 1, 2)
-    if TRIALS_PER_SESSION not in (shape[0], shape[-1]):
-        raise ValueError(
-            f"{path!r}: betas have shape {shape}; an NSD session has {TRIALS_PER_SESSION} trials"
-        )
-    raise ValueError(
-        f"{path!r}: betas volume {shape} does not match the ROI volume {mask_shape} "
-        "(in either axis order)"
-    )
-
-
-def _read_volume_session(path, coords):
-    """Masked betas of one session, ``(750, n_voxels)`` float32 (percent signal change)."""
-    import h5py
-
-    mask_shape = coords["mask_shape"]
-    with h5py.File(path, "r") as f:
-        if "betas" not in f:
-            raise ValueError(f"{path!r} has no dataset 'betas'; it holds {sorted(f.keys())}")
-        dset = f["betas"]
-        trial_axis, perm = _volume_layout(dset.shape, mask_shape, path)
-        c = [coords["ijk"][:, p] for p in perm]  # voxel coordinates along the file's volume axes
-        out = np.empty((TRIALS_PER_SESSION, c[0].size), dtype=np.float32)
-        # One plane at a time along the file's first volume axis, bounding
-        # box only: memory stays at one plane of one session.
-        for a in np.unique(c[0]):
-            sel = np.flatnonzero(c[0] == a)
-            b0, b1 = c[1][sel].min(), c[1][sel].max() + 1
-            d0, d1 = c[2][sel].min(), c[2][sel].max() + 1
-            if trial_axis == 0:
-                block = dset[:, a, b0:b1, d0:d1]
-                vals = block[:, c[1][sel] - b0, c[2][sel] - d0]
-            else:
-                block = dset[a, b0:b1, d0:d1, :]
-                vals = block[c[1][sel] - b0, c[2][sel] - d0, :].T
-            out[:, sel] = _to_float(vals)
-    return out
-
-
-def _read_surface_session(paths, vertices):
-    import nibabel as nib
-
-    parts = []
-    for hemi in ("lh", "rh"):
-        img = nib.load(paths[hemi])
-        shape = img.shape
-        n_vert = shape[0]
-        if shape[-1] != TRIALS_PER_SESSION or int(np.prod(shape[1:-1])) != 1:
-            raise ValueError(
-                f"{paths[hemi]!r}: expected (n_vertices, 1, 1, {TRIALS_PER_SESSION}); got {shape}"
-            )
-        if n_vert != vertices[hemi]["n_total"]:
-            raise ValueError(
-                f"{paths[hemi]!r} has {n_vert} vertices but the {hemi} ROI file has "
-                f"{vertices[hemi]['n_total']}"
-            )
-        idx = vertices[hemi]["index"]
-        lo, hi = int(idx.min()), int(idx.max()) + 1
-        raw = np.asarray(img.dataobj[lo:hi]).reshape(hi - lo, TRIALS_PER_SESSION)
-        parts.append(_to_float(raw[idx - lo]).T)
-    return np.concatenate(parts, axis=1)
-
-
-def _zscore(x):
-    """Z-score every voxel over the trials of one session; constant voxels -> 0."""
-    mean = np.nanmean(x, axis=0, keepdims=True)
-    std = np.nanstd(x, axis=0, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (x - mean) / std
-    z[:, (std[0] == 0) | ~np.isfinite(std[0])] = 0.0
-    return z
-
-
-# ---------------------------------------------------------------------------
-# Captions
-# ---------------------------------------------------------------------------
-
-
-def _read_coco_map(stim_info):
-    if not os.path.isfile(stim_info):
-        raise _missing(stim_info, "nsd_stim_info_merged.csv (maps COCO ids to NSD ids)")
-    coco_to_nsd = {}
-    with open(stim_info, newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"cocoId", "nsdId"} <= set(reader.fieldnames or ()):
-            raise ValueError(
-                f"{stim_info!r} needs the columns 'cocoId' and 'nsdId'; has {reader.fieldnames}"
-            )
-        for row in reader:
-            coco_to_nsd[int(float(row["cocoId"]))] = int(float(row["nsdId"]))
-    return coco_to_nsd
-
-
-def _read_captions(captions, stim_info):
-    """Return ``{0-based 73k id: [caption, ...]}`` from JSON file(s)."""
-    files = [captions] if isinstance(captions, (str, os.PathLike)) else list(captions)
-    out: dict = {}
-    coco_map = None
-    for path in files:
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"captions file not found: {path!r}")
-        with open(path) as f:
-            obj = json.load(f)
-        if isinstance(obj, dict) and "annotations" in obj:
-            if coco_map is None:
-                coco_map = _read_coco_map(stim_info)
-            for ann in obj["annotations"]:
-                nsd_id = coco_map.get(int(ann["image_id"]))
-                if nsd_id is not None:
-                    out.setdefault(nsd_id, []).append(str(ann["caption"]).strip())
-        elif isinstance(obj, dict):
-            for key, value in obj.items():
-                try:
-                    nsd_id = int(key)
-                except ValueError:
-                    raise ValueError(
-                        f"{path!r}: keys must be 0-based NSD 73k ids, e.g. '2950'; found {key!r}"
-                    ) from None
-                texts = [value] if isinstance(value, str) else list(value)
-                if not all(isinstance(t, str) for t in texts):
-                    raise ValueError(f"{path!r}: captions of {key!r} must be strings")
-                out.setdefault(nsd_id, []).extend(texts)
-        else:
-            raise ValueError(
-                f"{path!r} must hold a JSON object: either {{nsd_id: caption(s)}} or COCO "
-                "caption annotations"
-            )
-    return out
-
-
-# ---------------------------------------------------------------------------
-# Public entry point
-# ---------------------------------------------------------------------------
 
 
 def _find_sessions(folder, pattern):
     if not os.path.isdir(folder):
-        raise _missing(folder, "betas folder")
+        raise missing(folder, "betas folder")
     found = sorted({int(m.group(1)) for f in os.listdir(folder) if (m := re.fullmatch(pattern, f))})
     if not found:
-        raise _missing(
+        raise missing(
             os.path.join(folder, pattern.replace(r"(\d\d)", "NN").replace("\\", "")), "beta files"
         )
     return found
@@ -457,10 +193,10 @@ def load_nsd(
     if not isinstance(min_repeats, Integral) or min_repeats < 1:
         raise ValueError(f"min_repeats must be an integer >= 1; got {min_repeats!r}")
 
-    design_path, master, subjectim, shared_ids = _read_design(root)
+    design_path, master, subjectim, shared_ids = read_design(root)
     stim_path = os.path.join(root, "nsddata_stimuli", "stimuli", "nsd", "nsd_stimuli.hdf5")
     if not os.path.isfile(stim_path):
-        raise _missing(stim_path, "NSD stimuli")
+        raise missing(stim_path, "NSD stimuli")
 
     beta_dir = os.path.join(root, "nsddata_betas", "ppdata", f"subj{subject:02d}", space, betas)
     if space == "fsaverage":
@@ -470,10 +206,21 @@ def load_nsd(
     if sessions is None:
         sessions = _find_sessions(beta_dir, pattern)
     else:
-        sessions = [sessions] if isinstance(sessions, Integral) else list(sessions)
-        bad = [s for s in sessions if not isinstance(s, Integral) or s < 1]
-        if bad or not sessions:
-            raise ValueError(f"sessions must be 1-based session numbers; got {sessions!r}")
+        given = sessions
+        if isinstance(sessions, Integral):
+            sessions = [sessions]
+        elif isinstance(sessions, (str, bytes)) or not hasattr(sessions, "__iter__"):
+            sessions = None
+        else:
+            sessions = list(sessions)
+        bad = sessions is None or not sessions or [
+            s for s in sessions if not isinstance(s, Integral) or isinstance(s, bool) or s < 1
+        ]
+        if bad:
+            raise ValueError(
+                "sessions must be None, a 1-based session number or a list of them (e.g. "
+                f"range(1, 11)); got {given!r}"
+            )
         sessions = sorted({int(s) for s in sessions})
 
     def files_of(s):
@@ -483,7 +230,7 @@ def load_nsd(
             out = {"vol": os.path.join(beta_dir, name.format(s=s))}
         for p in out.values():
             if not os.path.isfile(p):
-                raise _missing(p, f"betas of session {s}")
+                raise missing(p, f"betas of session {s}")
         return out
 
     session_files = {s: files_of(s) for s in sessions}
@@ -493,7 +240,7 @@ def load_nsd(
     if space == "fsaverage":
         vertices, values = {}, []
         for hemi in ("lh", "rh"):
-            mask, vals = _surface_mask(root, roi, hemi)
+            mask, vals = surface_mask(root, roi, hemi)
             vertices[hemi] = {"index": np.flatnonzero(mask), "n_total": mask.size}
             values.append(vals[mask])
             if not mask.any():
@@ -503,19 +250,19 @@ def load_nsd(
         roi_values = np.concatenate(values)
         extra["vertices"] = {h: vertices[h]["index"] for h in ("lh", "rh")}
         extra["hemisphere_slices"] = {"lh": slice(0, n_lh), "rh": slice(n_lh, n_vox)}
-        read = lambda s: _read_surface_session(session_files[s], vertices)  # noqa: E731
+        read = lambda s: read_surface_session(session_files[s], vertices)  # noqa: E731
     else:
-        mask, roi_values, affine = _volume_mask(root, subject, space, roi)
+        mask, roi_values, affine = volume_mask(root, subject, space, roi)
         ijk = np.stack(np.nonzero(mask), axis=1)
         coords = {"ijk": ijk, "mask_shape": mask.shape}
         n_vox = ijk.shape[0]
         extra["voxel_indices"] = ijk
         extra["affine"] = affine
-        read = lambda s: _read_volume_session(session_files[s]["vol"], coords)  # noqa: E731
+        read = lambda s: read_volume_session(session_files[s]["vol"], coords)  # noqa: E731
 
     # Which image each trial shows, and its repeat number.
     trial_ids = np.concatenate(
-        [_session_trials(master, subjectim, subject, s, design_path) for s in sessions]
+        [session_trials(master, subjectim, subject, s, design_path) for s in sessions]
     )
     uniq, inverse, counts = np.unique(trial_ids, return_inverse=True, return_counts=True)
     keep = counts >= min_repeats
@@ -553,7 +300,7 @@ def load_nsd(
         x = read(s)
         n_nan += int(np.isnan(x).sum())
         if zscore:
-            x = _zscore(x)
+            x = zscore_session(x)
         rows = image_index[offset : offset + TRIALS_PER_SESSION]
         ok = rows >= 0
         if keep_repeats:
@@ -597,7 +344,7 @@ def load_nsd(
             stim_info = os.path.join(
                 root, "nsddata", "experiments", "nsd", "nsd_stim_info_merged.csv"
             )
-        table = _read_captions(captions, os.fspath(stim_info))
+        table = read_captions(captions, os.fspath(stim_info))
         caption_lists = [table.get(int(i), []) for i in ids]
         first = [c[0] if c else None for c in caption_lists]
     images = ImageSet(brick[ids], ids=ids, captions=first)
