@@ -335,6 +335,14 @@ class DiskCache:
             query, args = "SELECT COUNT(*) FROM entries WHERE namespace = ?", (namespace,)
         return self._call(lambda conn: conn.execute(query, args).fetchone()[0], write=False, default=0)
 
+    def keys(self, namespace: str) -> list:
+        """The keys stored in ``namespace``, sorted (for exporting it)."""
+        conn = self._connect()
+        rows = conn.execute(
+            "SELECT key FROM entries WHERE namespace = ? ORDER BY key", (namespace,)
+        ).fetchall()
+        return [key for (key,) in rows]
+
     def namespaces(self) -> list:
         """``(namespace, kind, description, n_entries)`` for every registered namespace."""
         rows = self._call(

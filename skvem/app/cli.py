@@ -16,7 +16,7 @@ from skvem.app._common import CommandError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``.
-COMMANDS = ("demo", "caption", "algonauts")
+COMMANDS = ("demo", "caption", "cache", "algonauts")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,11 +6,29 @@ import json
 import os
 import sys
 
-from skvem.app._common import CommandError, check_output_path
+from skvem.app._common import CommandError, check_output_path, none_or
 
 _HDF5_EXTENSIONS = (".hdf5", ".h5")
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "add_caption_settings", "caption_settings"]
+
+
+def add_caption_settings(parser, *, required=True) -> None:
+    """The options that make up a caption's cache key (shared with ``skvem cache``)."""
+    parser.add_argument("--model", required=required, help="Hugging Face model id or local folder of a captioner")
+    parser.add_argument("--prompt", help="instruction for chat vision-language models (ignored by BLIP/GIT)")
+    parser.add_argument("--max-new-tokens", type=int, help="longest caption in tokens")
+    parser.add_argument("--revision", help="branch, tag or commit of a Hugging Face model")
+
+
+def caption_settings(args) -> dict:
+    """``CaptionTransformer`` keyword arguments from :func:`add_caption_settings`' options."""
+    options = {"model": args.model, "revision": args.revision}
+    if args.prompt is not None:
+        options["prompt"] = args.prompt
+    if args.max_new_tokens is not None:
+        options["max_new_tokens"] = args.max_new_tokens
+    return options
 
 
 def add_parser(sub) -> None:
@@ -21,16 +39,20 @@ def add_parser(sub) -> None:
         description=(
             "Caption images from files, folders or HDF5 files (e.g. NSD's nsd_stimuli.hdf5) and "
             "write one JSON object per line: {\"image\": ..., \"caption\": ...}. Captions are "
-            "cached per image, so an interrupted run resumes where it stopped."
+            "cached per image, so an interrupted run resumes where it stopped. With --shard K/N "
+            "only the K-th of N contiguous blocks of the image list is captioned (for job "
+            "arrays); --export writes its captions for `skvem cache import` elsewhere."
         ),
     )
     cap.add_argument("images", nargs="+", help="image files, folders of images, or .hdf5/.h5 files")
-    cap.add_argument("--model", required=True, help="Hugging Face model id or local folder of a captioner")
-    cap.add_argument("--prompt", help="instruction for chat vision-language models (ignored by BLIP/GIT)")
+    add_caption_settings(cap)
     cap.add_argument("--out", required=True, help="output JSON-lines file")
     cap.add_argument("--batch-size", type=int, default=8, help="images per generation batch (default: %(default)s)")
-    cap.add_argument("--max-new-tokens", type=int, help="longest caption in tokens")
     cap.add_argument("--device", default="auto", help="torch device (default: %(default)s)")
+    cap.add_argument("--engine", default="hf", choices=("hf", "vllm"), help="generation engine (default: %(default)s; vllm: pip install skvem[vllm])")
+    cap.add_argument("--num-workers", type=int, default=2, help="image-decoding threads (default: %(default)s)")
+    cap.add_argument("--shard", metavar="K/N", help="caption only the K-th of N shards of the images (1 <= K <= N)")
+    cap.add_argument("--export", metavar="FILE", help="also write this run's captions as a cache export file (for `skvem cache import`)")
     cap.add_argument("--hdf5-key", default="imgBrick", help="dataset inside HDF5 files (default: %(default)s)")
     cap.add_argument("--cache-dir", help="caption cache folder ('none' disables; default $SKVEM_CACHE_DIR or ~/.cache/skvem)")
     cap.set_defaults(func=run)
@@ -63,21 +85,57 @@ def _collect_image_sources(inputs, hdf5_key):
     return sources
 
 
+def _select_shard(sources, k, n_shards):
+    """The sources cut down to shard ``k`` of ``n_shards`` of their concatenated images."""
+    from skvem._utils.sharding import shard_bounds
+
+    total = sum(len(images) for _, images, _ in sources)
+    lo, hi = shard_bounds(total, k, n_shards)
+    out, offset = [], 0
+    for label, images, names in sources:
+        a, b = max(lo - offset, 0), min(hi - offset, len(images))
+        if a < b:
+            out.append((label, images[a:b], names[a:b]))
+        offset += len(images)
+    return out
+
+
 def run(args) -> int:
     check_output_path(args.out, kind="file", option="--out")
+    if args.export is not None:
+        check_output_path(args.export, kind="file", option="--export")
+    from skvem._utils.cache import namespace_key, resolve_cache
+    from skvem._utils.sharding import parse_shard
     from skvem.language.captioning import CaptionTransformer
 
-    sources = _collect_image_sources(args.images, args.hdf5_key)
-    options = dict(model=args.model, batch_size=args.batch_size, device=args.device, verbose=True)
-    if args.prompt is not None:
-        options["prompt"] = args.prompt
-    if args.max_new_tokens is not None:
-        options["max_new_tokens"] = args.max_new_tokens
-    if args.cache_dir is not None:
-        options["cache_dir"] = False if args.cache_dir == "none" else args.cache_dir
+    shard = None
+    if args.shard is not None:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    cache_dir = none_or(args.cache_dir)
+    if args.cache_dir is not None and cache_dir is None:
+        cache_dir = False
+    if args.export is not None and cache_dir is False:
+        raise CommandError("--export writes cached captions; it needs the cache (not --cache-dir none)")
+    options = dict(
+        caption_settings(args),
+        batch_size=args.batch_size,
+        device=args.device,
+        engine=args.engine,
+        num_workers=args.num_workers,
+        cache_dir=cache_dir,
+        verbose=True,
+    )
     captioner = CaptionTransformer(**options).fit()
+    sources = _collect_image_sources(args.images, args.hdf5_key)
+    n_all = sum(len(images) for _, images, _ in sources)
+    if shard is not None:
+        sources = _select_shard(sources, *shard)
     n_total = sum(len(images) for _, images, _ in sources)
-    print(f"Captioning {n_total} images with {args.model}", file=sys.stderr, flush=True)
+    where = f" (shard {shard[0]}/{shard[1]} of {n_all})" if shard else ""
+    print(f"Captioning {n_total} images{where} with {args.model}", file=sys.stderr, flush=True)
     # Captions are cached per batch as they are made: a killed run resumes
     # from the cache, and the output file appears only once it is complete.
     tmp = f"{args.out}.partial"
@@ -93,4 +151,11 @@ def run(args) -> int:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(tmp, args.out)
     print(f"Wrote {n_total} captions to {args.out}", file=sys.stderr)
+    if args.export is not None:
+        from skvem._utils.cache_transfer import export_entries
+
+        keys = [fp for _, images, _ in sources for fp in images.fingerprints()]
+        ns = namespace_key("caption", captioner.cache_settings())
+        n = export_entries(args.export, resolve_cache(cache_dir), namespaces=[ns], keys=keys)
+        print(f"Exported {n} cache entries to {args.export}", file=sys.stderr)
     return 0
