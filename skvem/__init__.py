@@ -32,6 +32,8 @@ _EXPORTS = {
     "algonauts_score_voxels": "skvem.metrics",
     "correlation_scorer": "skvem.metrics",
     "clear_cache": "skvem._utils.cache",
+    "export_cache": "skvem._utils.cache_transfer",
+    "import_cache": "skvem._utils.cache_transfer",
     "ModelNotFoundError": "skvem._utils.hub",
 }
 

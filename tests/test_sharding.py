@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from skvem._utils.cache import DiskCache, namespace_key
-from skvem._utils.cache_transfer import CacheImportError, export_entries, import_entries
+from skvem._utils.cache_transfer import CacheImportError, export_cache, import_cache
 from skvem._utils.sharding import parse_shard, shard_bounds
 from skvem.app.cli import main
 from skvem.images import ImageSet
@@ -80,7 +80,7 @@ def test_shards_in_any_order_then_import_equal_one_process(
     assert main(["cache", "import", *map(str, exports), "--cache-dir", str(main_cache),
                  "--model", str(blip_dir), "--max-new-tokens", "5"]) == 0
     assert main(["cache", "import", *map(str, exports), "--cache-dir", str(main_cache)]) == 0
-    report = import_entries(exports, DiskCache(main_cache))  # idempotent
+    report = import_cache(exports, main_cache)  # idempotent
     assert sum(r["new"] for r in report) == 0 and sum(r["present"] for r in report) == 11
 
     def no_loading(*args, **kwargs):
@@ -95,7 +95,7 @@ def test_shards_in_any_order_then_import_equal_one_process(
     assert main(["cache", "export", "--out", str(tmp_path / "all.jsonl"),
                  "--cache-dir", str(main_cache)]) == 0
     other = DiskCache(tmp_path / "other")
-    assert import_entries([tmp_path / "all.jsonl"], other)[0]["new"] == 11
+    assert import_cache([tmp_path / "all.jsonl"], other)[0]["new"] == 11
     assert CaptionTransformer(model=str(blip_dir), max_new_tokens=5, cache_dir=other.directory
                               ).fit_transform(ImageSet.from_folder(folder)).tolist() == list(out)
 
@@ -105,7 +105,7 @@ def _callable_export(tmp_path, name, **params):
                              **params)
     cap.fit_transform(tiny.make_images(4, seed=2))
     path = tmp_path / f"{name}.jsonl"
-    export_entries(path, DiskCache(tmp_path / name))
+    export_cache(path, DiskCache(tmp_path / name))
     return path, cap
 
 
@@ -114,12 +114,12 @@ def test_import_refuses_other_settings_naming_them(tmp_path, blip_dir, folder, c
     target = DiskCache(tmp_path / "target")
     other_prompt = cap.set_params(prompt="What is this?").cache_settings()
     with pytest.raises(CacheImportError, match=r"prompt: file has 'Describe.', expected 'What is"):
-        import_entries([path], target, expect=other_prompt)
+        import_cache([path], target, expect=other_prompt)
     other_model = CaptionTransformer(
         model=tiny.LoggingCaptioner(tmp_path / "log", cache_key="another/v2"), prompt="Describe."
     ).cache_settings()
     with pytest.raises(CacheImportError, match="captioner: file has 'callable:tests.Logging"):
-        import_entries([path], target, expect=other_model)
+        import_cache([path], target, expect=other_model)
     assert target.count() == 0  # nothing written
 
     # the command line names the difference too, and writes nothing
@@ -158,7 +158,7 @@ def test_import_refuses_damaged_files_and_writes_nothing(tmp_path):
                        (binary, "not a text file"),
                        (tmp_path / "missing.jsonl", "cannot read")):
         with pytest.raises(CacheImportError, match=match):
-            import_entries([good, bad], target)  # the good file is not written either
+            import_cache([good, bad], target)  # the good file is not written either
     assert target.count() == 0
 
 

@@ -337,10 +337,9 @@ class DiskCache:
 
     def keys(self, namespace: str) -> list:
         """The keys stored in ``namespace``, sorted (for exporting it)."""
-        conn = self._connect()
-        rows = conn.execute(
-            "SELECT key FROM entries WHERE namespace = ? ORDER BY key", (namespace,)
-        ).fetchall()
+        query = "SELECT key FROM entries WHERE namespace = ? ORDER BY key"
+        rows = self._call(lambda conn: conn.execute(query, (namespace,)).fetchall(), write=False,
+                          default=[])
         return [key for (key,) in rows]
 
     def namespaces(self) -> list:

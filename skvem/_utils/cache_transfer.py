@@ -12,7 +12,7 @@ followed by ``n`` lines ``{"key": fingerprint, "value": caption}`` (``"b64"``
 instead of ``"value"`` for bytes). ``settings`` is what the namespace hashes
 (:func:`skvem._utils.cache.namespace_key`), so an import recomputes the
 namespace and refuses a file whose header does not match it, and, given the
-``expect``\\ ed settings (:meth:`CaptionTransformer.cache_settings
+expected settings (:meth:`CaptionTransformer.cache_settings
 <skvem.language.captioning.CaptionTransformer.cache_settings>`), refuses a file
 made with another captioner, prompt or generation settings, naming what
 differs.
@@ -24,9 +24,10 @@ import base64
 import json
 import os
 
-from skvem._utils.cache import namespace_key
+from skvem._utils.cache import DiskCache, namespace_key, resolve_cache
+from skvem._utils.files import atomic_path
 
-__all__ = ["export_entries", "import_entries", "settings_differences", "CacheImportError"]
+__all__ = ["export_cache", "import_cache", "settings_differences", "CacheImportError"]
 
 _FORMAT = 1
 
@@ -36,26 +37,30 @@ class CacheImportError(ValueError):
 
 
 def _atomic_write_lines(path, lines):
-    path = os.fspath(path)
-    tmp = f"{path}.partial-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             for line in lines:
                 f.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
-def export_entries(path, cache, *, namespaces=None, kind=None, keys=None):
-    """Write entries of ``cache`` to the export file ``path`` (atomically).
+def _store(cache_dir):
+    if isinstance(cache_dir, DiskCache):
+        return cache_dir
+    if cache_dir is False:
+        raise ValueError("cache_dir must be None, a folder path or a DiskCache; got False")
+    # strict: failing to read or write is an error here, not a warning.
+    return DiskCache(resolve_cache(cache_dir).directory, strict=True)
+
+
+def export_cache(path, cache_dir=None, *, namespaces=None, kind=None, keys=None):
+    """Write entries of a cache to the export file ``path`` (atomically).
 
     Parameters
     ----------
     path : str or path-like
         The file to write; replaced only once it is complete.
-    cache : skvem._utils.cache.DiskCache
+    cache_dir : str, path-like, DiskCache or None
+        The cache; ``None`` is skvem's default cache folder.
     namespaces : list of str, optional
         Namespaces to export; default every registered namespace (of
         ``kind``, if given).
@@ -69,6 +74,7 @@ def export_entries(path, cache, *, namespaces=None, kind=None, keys=None):
     n_entries : int
         Number of entries written.
     """
+    cache = _store(cache_dir)
     wanted = None if namespaces is None else set(namespaces)
     selected = [
         (ns, k, desc)
@@ -172,8 +178,8 @@ def _read(path):
     return [(kind, ns, settings, entries) for kind, ns, settings, entries, _, _ in sections]
 
 
-def import_entries(paths, cache, *, expect=None, kind="caption"):
-    """Load export files into ``cache``: checked first, then written.
+def import_cache(paths, cache_dir=None, *, expect=None, kind="caption"):
+    """Load export files into a cache: checked first, then written.
 
     Every file is read and checked before anything is written, so a bad
     file leaves the cache as it was. Each namespace is then written in one
@@ -183,7 +189,8 @@ def import_entries(paths, cache, *, expect=None, kind="caption"):
     Parameters
     ----------
     paths : list of str or path-like
-    cache : skvem._utils.cache.DiskCache
+    cache_dir : str, path-like, DiskCache or None
+        The cache; ``None`` is skvem's default cache folder.
     expect : dict, optional
         Settings every imported namespace of ``kind`` must have (e.g.
         ``CaptionTransformer(...).cache_settings()``).
@@ -202,6 +209,24 @@ def import_entries(paths, cache, *, expect=None, kind="caption"):
         For a file that is unreadable, truncated, edited, or made with
         other settings than ``expect`` (the message names the file and every
         setting that differs).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skvem import CaptionTransformer, export_cache, import_cache
+    >>> def describe(images):
+    ...     return ["a black square" for _ in images]
+    >>> describe.cache_key = "doc.describe/v1"
+    >>> here, there = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> captioner = CaptionTransformer(model=describe, cache_dir=here)
+    >>> _ = captioner.fit_transform(np.zeros((2, 8, 8, 3), dtype=np.uint8))
+    >>> export_cache(os.path.join(here, "captions.jsonl"), here)
+    1
+    >>> report = import_cache([os.path.join(here, "captions.jsonl")], there,
+    ...                       expect=captioner.cache_settings())
+    >>> report[0]["new"]
+    1
     """
     sections = []
     for path in paths:
@@ -213,7 +238,7 @@ def import_entries(paths, cache, *, expect=None, kind="caption"):
                         f"{os.fspath(path)}: made with other settings, refused: " + "; ".join(diff)
                     )
             sections.append((os.fspath(path), k, ns, settings, entries))
-    report = []
+    cache, report = _store(cache_dir), []
     for path, k, ns, settings, entries in sections:
         present = cache.get_many(ns, list(entries))
         new = {key: v for key, v in entries.items() if key not in present}

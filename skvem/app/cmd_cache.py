@@ -49,9 +49,10 @@ def add_parser(sub) -> None:
 
 
 def _cache(args, *, must_exist):
-    from skvem._utils.cache import resolve_cache
+    from skvem._utils.cache import DiskCache, resolve_cache
 
-    cache = resolve_cache(args.cache_dir)
+    # strict: a cache that cannot be written is an error here, not a warning.
+    cache = DiskCache(resolve_cache(args.cache_dir).directory, strict=True)
     if must_exist and not cache.path.exists():
         raise CommandError(f"no skvem cache in {str(cache.directory)!r}")
     return cache
@@ -67,20 +68,20 @@ def run(args) -> int:
         return 0
     if args.action == "export":
         check_output_path(args.out, kind="file", option="--out")
-        from skvem._utils.cache_transfer import export_entries
+        from skvem._utils.cache_transfer import export_cache
 
         kind = None if args.kind == "all" else args.kind
-        n = export_entries(args.out, _cache(args, must_exist=True), kind=kind)
+        n = export_cache(args.out, _cache(args, must_exist=True), kind=kind)
         print(f"Exported {n} cache entries to {args.out}", file=sys.stderr)
         return 0
-    from skvem._utils.cache_transfer import import_entries
+    from skvem._utils.cache_transfer import import_cache
     from skvem.app.cmd_caption import caption_settings
     from skvem.language.captioning import CaptionTransformer
 
     expect = None
     if args.model is not None:
         expect = CaptionTransformer(**caption_settings(args), cache_dir=False).cache_settings()
-    report = import_entries(args.files, _cache(args, must_exist=False), expect=expect)
+    report = import_cache(args.files, _cache(args, must_exist=False), expect=expect)
     new, present = sum(r["new"] for r in report), sum(r["present"] for r in report)
     print(
         f"Imported {new} new entries from {len(args.files)} files ({present} already cached)",

@@ -152,10 +152,10 @@ def run(args) -> int:
     os.replace(tmp, args.out)
     print(f"Wrote {n_total} captions to {args.out}", file=sys.stderr)
     if args.export is not None:
-        from skvem._utils.cache_transfer import export_entries
+        from skvem._utils.cache_transfer import export_cache
 
         keys = [fp for _, images, _ in sources for fp in images.fingerprints()]
         ns = namespace_key("caption", captioner.cache_settings())
-        n = export_entries(args.export, resolve_cache(cache_dir), namespaces=[ns], keys=keys)
+        n = export_cache(args.export, resolve_cache(cache_dir), namespaces=[ns], keys=keys)
         print(f"Exported {n} cache entries to {args.export}", file=sys.stderr)
     return 0
