@@ -107,10 +107,13 @@ def export_cache(path, cache_dir=None, *, namespaces=None, kind=None, keys=None)
 
 def settings_differences(expected, found):
     """``["prompt: file has 'a', expected 'b'", ...]`` for the settings that differ."""
+    def canonical(value):
+        return json.dumps(value, sort_keys=True, default=str)
+
     out = []
     for name in sorted(set(expected) | set(found)):
         a, b = found.get(name, "<missing>"), expected.get(name, "<missing>")
-        if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+        if canonical(a) != canonical(b):
             out.append(f"{name}: file has {a!r}, expected {b!r}")
     return out
 
