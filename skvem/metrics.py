@@ -349,35 +349,54 @@ def algonauts_score_voxels(y_true, y_pred, noise_ceiling, *, zero_ceiling="exclu
     array([100.,  nan])
     """
     y_true2, y_pred2, _ = _check_pair(y_true, y_pred)
-    n_voxels = y_true2.shape[1]
-    nc = np.asarray(noise_ceiling, dtype=np.float64).reshape(-1)
-    check_n_samples(n_voxels, nc.shape[0], name="noise_ceiling", ref_name="y_true (voxels)")
-    check_finite(nc, name="noise_ceiling")
-    if np.any(nc < 0) or np.any(nc > 100):
-        raise ValueError(
-            "noise_ceiling must be in percent, between 0 and 100; got values in "
-            f"[{nc.min():.3g}, {nc.max():.3g}]."
-        )
+    nc = check_noise_ceiling(noise_ceiling, y_true2.shape[1], ref_name="y_true (voxels)")
     if zero_ceiling not in _ZERO_CEILING:
         raise ValueError(f"zero_ceiling must be one of {_ZERO_CEILING}; got {zero_ceiling!r}.")
+    return noise_normalised_r2(_pearson_r_2d(y_true2, y_pred2), nc, zero_ceiling=zero_ceiling)
+
+
+def check_noise_ceiling(noise_ceiling, n_voxels, *, name="noise_ceiling", ref_name="y (voxels)"):
+    """Validate a per-voxel noise ceiling in percent; return it as float64 ``(n_voxels,)``.
+
+    Raises a ``ValueError`` naming ``name`` for a wrong length, non-finite
+    values or values outside [0, 100]; warns when every value is at most 1
+    (fractions given instead of percent). Shared by the scores here and
+    :mod:`skvem.analysis`.
+    """
+    nc = np.asarray(noise_ceiling, dtype=np.float64).reshape(-1)
+    check_n_samples(n_voxels, nc.shape[0], name=name, ref_name=ref_name)
+    check_finite(nc, name=name)
+    if np.any(nc < 0) or np.any(nc > 100):
+        raise ValueError(
+            f"{name} must be in percent, between 0 and 100; got values in "
+            f"[{nc.min():.3g}, {nc.max():.3g}]."
+        )
     if nc.max() <= 1.0 and np.count_nonzero(nc) > 1:
         warnings.warn(
-            "Every noise_ceiling value is at most 1: skvem expects percent "
+            f"Every {name} value is at most 1: skvem expects percent "
             "(0-100). If these are fractions (as in the Algonauts 2023 files), "
             "multiply them by 100.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    r = _pearson_r_2d(y_true2, y_pred2)
+    return nc
+
+
+def noise_normalised_r2(r, noise_ceiling, *, zero_ceiling="exclude"):
+    """The Algonauts rule applied to correlations ``r`` (any shape ending in voxels).
+
+    ``min(100, 100 * max(r, 0)**2 / (noise_ceiling / 100))``; a zero ceiling
+    gives NaN (``"exclude"``) or the devkit's 1e-14 (``"devkit"``). The
+    ceiling must be validated (:func:`check_noise_ceiling`).
+    """
     r2 = np.square(np.clip(r, 0.0, None))
-    fraction = nc / 100.0
+    fraction = np.asarray(noise_ceiling, dtype=np.float64) / 100.0
     if zero_ceiling == "devkit":
         fraction = np.where(fraction == 0, 1e-14, fraction)
         return np.minimum(100.0, 100.0 * r2 / fraction)
-    scores = np.full(n_voxels, np.nan)
-    ok = fraction > 0
-    scores[ok] = np.minimum(100.0, 100.0 * r2[ok] / fraction[ok])
-    return scores
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.minimum(100.0, 100.0 * r2 / fraction)
+    return np.where(fraction > 0, scores, np.nan)
 
 
 def algonauts_score(y_true, y_pred, noise_ceiling, *, zero_ceiling="exclude"):
