@@ -129,13 +129,13 @@ def _proc_status():
     return out
 
 
-def _child(method, data_dir):
-    """Fit one method in this fresh process and print its peak RSS growth."""
-    X = np.load(os.path.join(data_dir, "X.npy"))
-    Y = np.load(os.path.join(data_dir, "Y.npy"))
-    est = make_estimator(method)  # imports happen before the baseline
-    import torch  # noqa: F401  (imported by skvem/himalaya anyway: same baseline for all)
+def peak_rss_growth(fit):
+    """Call ``fit()`` and return ``{"peak_bytes", "wall_s", "how"}``: the growth of
+    the resident set over the call (its high-water mark) and the call's wall time.
 
+    Run it in a fresh process, once the inputs are loaded and the imports done.
+    Shared with the other benchmarks (bench_banded.py).
+    """
     try:  # reset the high-water mark (Linux >= 4.0) so it covers fit only
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -144,7 +144,7 @@ def _child(method, data_dir):
         how = "ru_maxrss"
     before = _proc_status()["VmRSS"]
     t0 = time.perf_counter()
-    est.fit(X, Y)
+    fit()
     wall = time.perf_counter() - t0
     if how == "VmHWM":
         peak = _proc_status()["VmHWM"]
@@ -152,7 +152,17 @@ def _child(method, data_dir):
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_bytes": peak - before, "wall_s": wall, "how": how}))
+    return {"peak_bytes": peak - before, "wall_s": wall, "how": how}
+
+
+def _child(method, data_dir):
+    """Fit one method in this fresh process and print its peak RSS growth."""
+    X = np.load(os.path.join(data_dir, "X.npy"))
+    Y = np.load(os.path.join(data_dir, "Y.npy"))
+    est = make_estimator(method)  # imports happen before the baseline
+    import torch  # noqa: F401  (imported by skvem/himalaya anyway: same baseline for all)
+
+    print(json.dumps(peak_rss_growth(lambda: est.fit(X, Y))))
 
 
 def measure_memory(method, data_dir):
