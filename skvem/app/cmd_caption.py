@@ -53,6 +53,8 @@ def add_parser(sub) -> None:
     cap.add_argument("--num-workers", type=int, default=2, help="image-decoding threads (default: %(default)s)")
     cap.add_argument("--shard", metavar="K/N", help="caption only the K-th of N shards of the images (1 <= K <= N)")
     cap.add_argument("--export", metavar="FILE", help="also write this run's captions as a cache export file (for `skvem cache import`)")
+    cap.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help="caption on Ray: one model replica per GPU actor (ADDRESS: ray://HOST:PORT or HOST:PORT; none: RAY_ADDRESS or a local instance; pip install skvem[ray])")
+    cap.add_argument("--ray-replicas", type=int, help="model replicas (Ray actors); default one per GPU of the cluster")
     cap.add_argument("--hdf5-key", default="imgBrick", help="dataset inside HDF5 files (default: %(default)s)")
     cap.add_argument("--cache-dir", help="caption cache folder ('none' disables; default $SKVEM_CACHE_DIR or ~/.cache/skvem)")
     cap.set_defaults(func=run)
@@ -104,9 +106,7 @@ def run(args) -> int:
     check_output_path(args.out, kind="file", option="--out")
     if args.export is not None:
         check_output_path(args.export, kind="file", option="--export")
-    from skvem._utils.cache import namespace_key, resolve_cache
     from skvem._utils.sharding import parse_shard
-    from skvem.language.captioning import CaptionTransformer
 
     shard = None
     if args.shard is not None:
@@ -119,6 +119,26 @@ def run(args) -> int:
         cache_dir = False
     if args.export is not None and cache_dir is False:
         raise CommandError("--export writes cached captions; it needs the cache (not --cache-dir none)")
+    started_ray = False
+    if args.ray is not None:
+        from skvem.scale import connect_ray
+
+        # Before anything is loaded or written: an address that does not
+        # answer is one error and leaves no output behind.
+        started_ray = connect_ray(args.ray)
+    try:
+        return _caption(args, shard, cache_dir)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _caption(args, shard, cache_dir) -> int:
+    from skvem._utils.cache import namespace_key, resolve_cache
+    from skvem.language.captioning import CaptionTransformer
+
     options = dict(
         caption_settings(args),
         batch_size=args.batch_size,
@@ -142,7 +162,12 @@ def run(args) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(tmp, "w", encoding="utf-8") as f:
         for _, images, names in sources:
-            captions = captioner.transform(images)
+            if args.ray is not None:
+                from skvem.scale import ray_transform
+
+                captions = ray_transform(captioner, images, num_replicas=args.ray_replicas)
+            else:
+                captions = captioner.transform(images)
             ids = images.ids if images.ids is not None else [None] * len(images)
             for name, image_id, caption in zip(names, ids, captions):
                 record = {"image": name, "caption": str(caption)}
