@@ -282,17 +282,24 @@ class ImageSet:
         ImageLoadError
             When the image cannot be read; the message names the index in
             this view and the file.
+        ValueError
+            When the image has no pixels (0 wide or 0 high).
         """
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"image index {i} out of range for {n} images")
         j = int(self._index[i])
         try:
-            return self._source.read(j)
+            arr = self._source.read(j)
         except ImageLoadError as exc:
             if j != i % n:
                 raise ImageLoadError(f"{exc} [index {i % n} of this view]") from exc.__cause__
             raise
+        if 0 in arr.shape[:2]:  # no resize or processor can take it; say which image it is
+            view = f" [index {i % n} of this view]" if j != i % n else ""
+            raise ValueError(f"image {j}{view} is {arr.shape[1]} x {arr.shape[0]} pixels (width x height); "
+                             "every image needs at least one pixel in each direction")
+        return arr
 
     def get_pil(self, i: int) -> Image.Image:
         """Decode image ``i`` to an RGB :class:`PIL.Image.Image`."""

@@ -23,8 +23,11 @@ cacheable.
 
 from __future__ import annotations
 
+import warnings
+
 from skvem._utils.hub import ResolvedModel, download_failed, memoized
-from skvem._utils.torch_utils import is_oom_error, resolve_device, resolve_dtype
+from skvem._utils.image_bounds import limit_aspect_ratio
+from skvem._utils.torch_utils import map_batches_with_backoff, resolve_device, resolve_dtype
 
 __all__ = ["HFCaptioner", "load_hf_captioner", "caption_family", "render_chat_prompt"]
 
@@ -73,6 +76,10 @@ class HFCaptioner:
         self.device = device
         self.dtype = dtype
         self.tokenizer = getattr(processor, "tokenizer", processor)
+        get_text = getattr(model.config, "get_text_config", None)
+        self.text_config = get_text(decoder=True) if get_text is not None else model.config
+        self._warned = set()  # max_new_tokens values already clamped with a warning
+        self._fits = None  # images per generate() call after an out-of-memory error
         self.family = caption_family(processor, model.config)
         if self.family != "captioner" and not getattr(model.config, "is_encoder_decoder", False):
             # Decoder-only generation continues the last position of every
@@ -102,6 +109,9 @@ class HFCaptioner:
 
     def _inputs(self, images, prompt):
         n = len(images)
+        # Processors that resize the short side first (CLIP-style) would blow
+        # a long thin strip up to gigabytes; its centre is what they keep.
+        images = [limit_aspect_ratio(im) for im in images]
         if self.family == "chat":
             text = self._render_prompt(prompt)
             try:
@@ -133,6 +143,36 @@ class HFCaptioner:
             out[key] = value
         return out
 
+    def _room(self, inputs, max_new_tokens):
+        """``max_new_tokens``, clamped to the positions the text decoder has left after the prompt.
+
+        Learned position embeddings (BLIP, GIT, OPT, ...) index out of range
+        past ``max_position_embeddings``: torch's ``IndexError`` says nothing
+        about the cause, so stop there with one warning instead.
+        """
+        limit = getattr(self.text_config, "max_position_embeddings", None)
+        if not limit:
+            return max_new_tokens
+        ids = inputs.get("input_ids")
+        # Encoder-decoder captioners start from one start-of-text token.
+        used = int(ids.shape[1]) if ids is not None else 1
+        room = int(limit) - used
+        if room < 1:
+            raise ValueError(
+                f"CaptionTransformer: the prompt takes {used} tokens, but the model's text decoder "
+                f"holds {limit} positions (max_position_embeddings); use a shorter prompt"
+            )
+        if max_new_tokens > room and max_new_tokens not in self._warned:
+            self._warned.add(max_new_tokens)
+            warnings.warn(
+                f"CaptionTransformer: max_new_tokens={max_new_tokens} exceeds what the model can "
+                f"generate: its text decoder holds {limit} positions (max_position_embeddings) and "
+                f"the prompt takes {used}; generating at most {room} new tokens",
+                UserWarning,
+                stacklevel=4,
+            )
+        return min(max_new_tokens, room)
+
     def _generate(self, images, prompt, max_new_tokens, num_beams, generate_kwargs):
         import torch
 
@@ -140,7 +180,7 @@ class HFCaptioner:
         with torch.inference_mode():
             sequences = self.model.generate(
                 **inputs,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=self._room(inputs, max_new_tokens),
                 num_beams=num_beams,
                 do_sample=False,
                 **(generate_kwargs or {}),
@@ -160,26 +200,17 @@ class HFCaptioner:
     def __call__(self, images, *, prompt, max_new_tokens, num_beams, generate_kwargs=None):
         """Caption a list of PIL images; returns a list of ``str``.
 
-        A batch that runs out of accelerator memory is split in halves and
-        retried, down to one image.
+        A batch that runs out of accelerator memory is retried in smaller
+        slices, down to one image (with a warning).
         """
-        try:
-            return self._generate(images, prompt, max_new_tokens, num_beams, generate_kwargs)
-        except Exception as exc:
-            if not is_oom_error(exc) or len(images) == 1:
-                raise
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            half = len(images) // 2
-            kwargs = dict(
-                prompt=prompt,
-                max_new_tokens=max_new_tokens,
-                num_beams=num_beams,
-                generate_kwargs=generate_kwargs,
-            )
-            return self(images[:half], **kwargs) + self(images[half:], **kwargs)
+        start = min(len(images), self._fits or len(images))
+        outputs, size = map_batches_with_backoff(
+            lambda part: self._generate(part, prompt, max_new_tokens, num_beams, generate_kwargs),
+            list(images), start, device=self.device, what="CaptionTransformer",
+        )
+        if size < start:  # later batches start where memory sufficed
+            self._fits = size
+        return [caption for part in outputs for caption in part]
 
 
 def load_hf_captioner(

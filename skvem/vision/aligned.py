@@ -86,10 +86,11 @@ class AlignedImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Epochs of the first stage (heads only, backbone frozen). ``"auto"``:
         0 for randomly initialised backbones, else ``max(1, epochs // 5)``.
     batch_size : int, default=64
-        Images per step (and per batch in ``transform``); the contrastive
-        loss takes its negatives from the batch. Clipped to the number of
-        training images; halved after an out-of-memory error (with a
-        warning).
+        Images per step (and per batch in ``transform``), at least 2; the
+        contrastive loss takes its negatives from the batch. Clipped to the
+        number of training images; steps never see a single image (an odd
+        image joins a neighbouring batch); halved after an out-of-memory
+        error (with a warning).
     lr : float, default=1e-3
         Peak learning rate of the heads (AdamW).
     backbone_lr_scale : float or "auto", default="auto"
@@ -227,6 +228,11 @@ class AlignedImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def _check_params(self):
         check_common(self)
+        if self.batch_size < 2:
+            raise ValueError(
+                f"batch_size must be >= 2 for AlignedImageFeaturizer (the standardisation of the "
+                f"features and the contrastive loss need two images per step); got {self.batch_size}"
+            )
         check_float("alignment_weight", self.alignment_weight, 0.0, np.inf, high_open=True)
         check_int("epochs", self.epochs, 1)
         if self.frozen_epochs != "auto":

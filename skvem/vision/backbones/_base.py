@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from skvem._utils.image_bounds import limit_aspect_ratio
+
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "Preprocess", "ResizeCenterCrop"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,10 +52,15 @@ class Preprocess:
     scale: float = 1.0 / 255.0
 
     def to_uint8(self, image):
-        """Resize/crop one RGB PIL image to a ``(3, H, W)`` uint8 tensor."""
+        """Resize/crop one RGB PIL image to a ``(3, H, W)`` uint8 tensor.
+
+        An image more than :data:`~skvem._utils.image_bounds.MAX_ASPECT_RATIO`
+        times longer than wide (or the reverse) keeps its centre only, so
+        that the resize of its short side cannot take gigabytes.
+        """
         import torch
 
-        out = self.geometric(image)
+        out = self.geometric(limit_aspect_ratio(image))
         if isinstance(out, torch.Tensor):
             return out.to(torch.uint8).contiguous()
         arr = np.asarray(out.convert("RGB") if out.mode != "RGB" else out, dtype=np.uint8)
