@@ -488,3 +488,17 @@ def test_a_long_thin_image_keeps_its_centre_and_costs_little_memory():
     assert np.abs(exact - bounded).mean() < 2.0
     square = Image.new("RGB", (30, 20))
     assert limit_aspect_ratio(square) is square
+
+
+def test_identical_images_are_extracted_once(tmp_path, monkeypatch):
+    import skvem.vision.backbones as backbones
+
+    calls = []
+    forward = backbones.SmallCNN.forward
+    monkeypatch.setattr(backbones.SmallCNN, "forward", lambda self, x: calls.append(len(x)) or forward(self, x))
+    images = random_images(3)[[0, 1, 0, 2, 1]]
+    feat = ImageFeaturizer(backbone="small-cnn", random_state=0, cache_dir=tmp_path).fit(images)
+    calls.clear()
+    out = feat.transform(images)
+    assert calls == [3] and DiskCache(tmp_path).count() == 3
+    np.testing.assert_array_equal(out[0], out[2])

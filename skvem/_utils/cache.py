@@ -52,6 +52,7 @@ __all__ = [
     "resolve_cache",
     "clear_cache",
     "namespace_key",
+    "lookup",
     "CacheError",
     "CacheCorruptError",
     "CacheLockedError",
@@ -107,6 +108,26 @@ def namespace_key(kind: str, identity: dict) -> str:
     """Hash a JSON-serialisable description of what determines a result."""
     blob = json.dumps({"kind": kind, **identity}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def lookup(cache, namespace, fingerprints):
+    """The cached values of ``fingerprints`` and the positions left to compute.
+
+    Returns
+    -------
+    found : dict
+        Fingerprint -> cached value.
+    todo : list of int
+        The first position of each distinct fingerprint not in the cache:
+        identical images are computed once.
+    """
+    found = cache.get_many(namespace, list(fingerprints))
+    todo, seen = [], set(found)
+    for i, fp in enumerate(fingerprints):
+        if fp not in seen:
+            seen.add(fp)
+            todo.append(i)
+    return found, todo
 
 
 class DiskCache:

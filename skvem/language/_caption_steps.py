@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skvem._utils.cache import namespace_key
+from skvem._utils.cache import lookup, namespace_key
 from skvem.images import ImageSet
 
 __all__ = ["CaptionPlan", "check_captions", "precomputed_captions"]
@@ -47,14 +47,9 @@ class CaptionPlan:
             self.todo = list(range(n))
             return
         self.namespace = namespace_key(kind, settings)
-        found = cache.get_many(self.namespace, fingerprints.tolist())
-        self.todo, seen = [], set()
+        found, self.todo = lookup(cache, self.namespace, fingerprints.tolist())
         for i, fp in enumerate(fingerprints):
-            if fp in found:
-                self.out[i] = found[fp]
-            elif fp not in seen:  # identical images are captioned once
-                seen.add(fp)
-                self.todo.append(i)
+            self.out[i] = found.get(fp)
         if self.todo:
             # The description is what the namespace hashes, so an exported
             # namespace can be checked where it is imported.

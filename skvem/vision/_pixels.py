@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from skvem._utils.cache import lookup
 from skvem._utils.progress import progress
 from skvem._utils.torch_utils import autocast, map_batches_with_backoff
 
@@ -139,12 +140,8 @@ def extract_features(forward, images, preprocess, *, batch_size, device, dtype=N
     found = {}
     if cache is not None and store is None:
         fps = images.fingerprints()
-        found = cache.get_many(namespace, fps)
-        todo_fp = {}
-        for pos, fp in enumerate(fps):
-            if fp not in found and fp not in todo_fp:
-                todo_fp[fp] = pos
-        todo = np.fromiter(todo_fp.values(), dtype=np.int64, count=len(todo_fp))
+        found, todo = lookup(cache, namespace, fps)
+        todo = np.asarray(todo, dtype=np.int64)
     else:
         fps = None
         todo = np.arange(n)
