@@ -232,6 +232,15 @@ def test_unknown_options_are_errors_naming_them():
         select_best_alphas(np.zeros((2, 3, 4)), ALPHAS[:3], local_alpha=False, conservative=True)
 
 
+def test_solver_leaves_a_float64_kernel_alone():
+    X, Y, _, _ = stimulus_data()
+    K = (X @ X.T).astype("float64")
+    K_before = K.copy()
+    res = solve_kernel_ridge_cv(K, Y, ALPHAS, cv=leave_one_run_out(), backend="numpy")
+    np.testing.assert_array_equal(K, K_before)
+    assert res.dual_coef.shape == Y.shape and res.dual_coef.dtype == np.float32
+
+
 def test_scikit_learn_protocol():
     X, Y, _, _ = stimulus_data()
     model = KernelRidgeCV(ALPHAS, cv=3, solver_params=dict(n_targets_batch=4))

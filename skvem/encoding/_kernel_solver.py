@@ -39,7 +39,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 from sklearn.model_selection import check_cv
 
-from skvem.encoding._ridge_solver import _eigh, _select_alphas, _sum_squares_axis1, resolve_backend
+from skvem.encoding._backends import resolve_backend
+from skvem.encoding._ridge_solver import _eigh, _select_alphas, _sum_squares_axis1
 
 __all__ = ["KernelRidgeCVResult", "select_best_alphas", "solve_kernel_ridge_cv"]
 
@@ -130,18 +131,28 @@ class _Basis(NamedTuple):
 
 
 def _eigh_float64(B, K64):
-    if B.name == "torch" and not K64.is_cuda:
-        # numpy's LAPACK (syevd) on the same memory: on 1200 x 1200 float64,
-        # 4.1-4.8 s against 7.0-12.8 s for torch.linalg.eigh here (2 shared
-        # cores); 3300 x 3300: 48 s against 54 s.
-        import torch
+    """Eigendecomposition of a symmetric float64 matrix, overwritten on the CPU."""
+    if B.name == "numpy" or (B.name == "torch" and not K64.is_cuda):
+        import scipy.linalg
 
-        lam, Q = np.linalg.eigh(K64.numpy())
-        return torch.from_numpy(lam), torch.from_numpy(Q)
+        # LAPACK's syevd writing the eigenvectors over the kernel (its
+        # transpose is the Fortran-ordered view of the same symmetric
+        # matrix): one n x n float64 array less at the peak. On torch's CPU
+        # tensors (shared memory) it also beat torch.linalg.eigh here: 1200 x
+        # 1200, 4.1-4.8 s against 7.0-12.8 s (2 shared cores).
+        K_np = K64 if B.name == "numpy" else K64.numpy()
+        lam, Q = scipy.linalg.eigh(K_np.T, overwrite_a=True, driver="evd", check_finite=False)
+        return (lam, Q) if B.name == "numpy" else (B.asarray(lam), B.asarray(Q))
     return _eigh(B, K64)
 
 
 def _basis(B, K64, rows, fit_intercept):
+    """Decompose ``K64`` (overwritten), centred in place first with an intercept:
+    the model then ignores a constant shift of the feature map, and removing it
+    keeps the eigenvalues free of a large constant mode."""
+    if fit_intercept:
+        K64 -= K64.mean(0)[None, :]
+        K64 -= K64.mean(1)[:, None]
     lam, Q = _eigh_float64(B, K64)
     # Negative eigenvalues of a positive semi-definite kernel are rounding.
     lam = lam * (lam > 0)
@@ -271,6 +282,8 @@ def solve_kernel_ridge_cv(K, Y, alphas, *, cv=5, fit_intercept=False, score_func
     """
     B = resolve_backend(backend) if isinstance(backend, str) else backend
     K64 = B.asarray(K, dtype="float64")
+    if str(getattr(K, "dtype", "")).endswith("float64"):
+        K64 = B.copy(K64)  # decomposed in place below: never the caller's array
     n = K64.shape[0]
     if K64.ndim != 2 or K64.shape[1] != n or Y.ndim != 2 or Y.shape[0] != n:
         raise ValueError(f"K must be (n_samples, n_samples) and Y (n_samples, n_targets); "
@@ -297,14 +310,11 @@ def solve_kernel_ridge_cv(K, Y, alphas, *, cv=5, fit_intercept=False, score_func
                                                       else B.asarray(rows)][:, sl])
         return Yb - on_device(y_mean[sl]) if fit_intercept else Yb
 
-    def double_centre(M):
-        M = M - M.mean(0)[None, :]
-        return M - M.mean(1)[:, None]
-
     k_mean = B.asarray(K64.mean(0), dtype="float32", device="cpu") if fit_intercept else None
-    # With an intercept the model ignores a constant shift of the feature
-    # map; removing it keeps the eigenvalues free of a large constant mode.
-    full = _basis(B, double_centre(K64) if fit_intercept else K64, None, fit_intercept)
+    # Folds that leave samples out need the kernel after the full decomposition.
+    K_rest = B.copy(K64) if any(len(tr) + len(te) < n for tr, te in splits) else None
+    full = _basis(B, K64, None, fit_intercept)
+    del K64
 
     if n_targets_batch is None:
         n_te = max(len(te) for _, te in splits)
@@ -328,8 +338,7 @@ def solve_kernel_ridge_cv(K, Y, alphas, *, cv=5, fit_intercept=False, score_func
         if len(tr) + len(te) < n:
             rows = np.sort(np.concatenate([tr, te]))
             sub = B.asarray(rows)
-            Ks = K64[sub][:, sub]
-            basis = _basis(B, double_centre(Ks) if fit_intercept else Ks, rows, fit_intercept)
+            basis = _basis(B, K_rest[sub][:, sub], rows, fit_intercept)
             pos = np.searchsorted(rows, te)
         n_rows = n if rows is None else len(rows)
         a_size = n_alphas_batch or max(1, _OPERATOR_BYTES // (16 * len(te) * (n_rows + len(te))))
