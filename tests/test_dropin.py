@@ -21,7 +21,7 @@ from sklearn.model_selection import KFold, ShuffleSplit, check_cv
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skvem.dropin import ColumnKernelizer, KernelRidgeCV, Kernelizer, RidgeCV
+from skvem.dropin import ColumnKernelizer, KernelRidgeCV, Kernelizer, MultipleKernelRidgeCV, RidgeCV
 from skvem.encoding._kernel_solver import select_best_alphas, solve_kernel_ridge_cv
 
 
@@ -198,6 +198,35 @@ def test_other_kernels_and_kernelizers(backend):
     assert to_np(stack.fit_transform(X)).shape == (2, len(X), len(X))
 
 
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_banded_ridge_tutorial_multiple_kernel_ridge(backend, fit_intercept):
+    """ColumnKernelizer of two delayed feature spaces into MultipleKernelRidgeCV
+    (random search), then predict(split=True) and score(split=True)."""
+    X, Y, X_test, Y_test = stimulus_data(n_features=40)
+    Y[:, ::2] += X[:, :20] @ np.ones((20, 1), dtype="float32")  # space "a" matters more there
+
+    def banded(cls):
+        space = make_pipeline(StandardScaler(with_std=False), Delayer(), Kernelizer(kernel="linear"))
+        kernelizer = ColumnKernelizer([("a", space, slice(0, 20)), ("b", space, slice(20, 40))])
+        return make_pipeline(kernelizer, cls(
+            kernels="precomputed", cv=leave_one_run_out(), random_state=0,
+            fit_intercept=fit_intercept, solver_params=dict(
+                n_iter=6, alphas=ALPHAS, n_targets_batch=8, n_alphas_batch=3,
+                n_targets_batch_refit=5, progress_bar=False)))
+    ref, ours = fit_both(banded, hk.MultipleKernelRidgeCV, MultipleKernelRidgeCV, X, Y + 5 * fit_intercept)
+    assert_close(ours[-1].deltas_, ref[-1].deltas_, rtol=1e-5)
+    np.testing.assert_allclose(to_np(ours[-1].best_alphas_), to_np(ref[-1].best_alphas_), rtol=1e-4)
+    assert_close(ours[-1].cv_scores_, ref[-1].cv_scores_, rtol=1e-4)
+    assert_close(ours.predict(X_test), ref.predict(X_test))
+    assert_close(ours.score(X_test, Y_test), ref.score(X_test, Y_test))
+    if not fit_intercept:  # himalaya splits predictions without an intercept only
+        split = ours.predict(X_test, split=True)
+        assert split.shape == (2, len(X_test), Y.shape[1])
+        assert_close(split, ref.predict(X_test, split=True))
+        assert_close(ours.score(X_test, Y_test, split=True), ref.score(X_test, Y_test, split=True))
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"], indirect=True)
 def test_memory_options_and_solver_names_give_the_same_model(backend):
     X, Y, _, _ = stimulus_data()
@@ -228,6 +257,10 @@ def test_unknown_options_are_errors_naming_them():
         KernelRidgeCV([0.0, 1.0]).fit(X, Y)
     with pytest.raises(ValueError, match="cv"):
         solve_kernel_ridge_cv(X @ X.T, Y, ALPHAS, cv=[(np.arange(100), np.arange(90, 110))])
+    with pytest.raises(ValueError, match="hyper_gradient"):
+        MultipleKernelRidgeCV(kernels=["linear", "linear"], solver="hyper_gradient").fit(X, Y)
+    with pytest.raises(TypeError, match="n_targets"):
+        MultipleKernelRidgeCV(kernels=["linear"], solver_params=dict(n_targets=3)).fit(X, Y)
     with pytest.raises(ValueError, match="local_alpha"):
         select_best_alphas(np.zeros((2, 3, 4)), ALPHAS[:3], local_alpha=False, conservative=True)
 

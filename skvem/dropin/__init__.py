@@ -1,6 +1,7 @@
 """himalaya's estimators on skvem's solvers: a one-import-line swap for existing scripts.
 
-:class:`RidgeCV` and :class:`KernelRidgeCV` take himalaya's constructor
+:class:`RidgeCV`, :class:`KernelRidgeCV` and :class:`MultipleKernelRidgeCV`
+(random search) take himalaya's constructor
 arguments (``alphas`` first, ``fit_intercept=False``, ``solver``,
 ``solver_params``, ``Y_in_cpu``, ``force_cpu``; ``kernel`` and
 ``kernel_params``) and follow its conventions (``score`` returns one R^2 per
@@ -23,6 +24,8 @@ estimator (:class:`skvem.VoxelRidgeCV`) keeps scikit-learn's scalar ``score``.
 from himalaya.kernel_ridge import ColumnKernelizer, Kernelizer, make_column_kernelizer
 
 from skvem.dropin._kernel_ridge import KernelRidgeCV
+from skvem.dropin._multiple_kernel import MultipleKernelRidgeCV
 from skvem.dropin._ridge import RidgeCV
 
-__all__ = ["ColumnKernelizer", "KernelRidgeCV", "Kernelizer", "RidgeCV", "make_column_kernelizer"]
+__all__ = ["ColumnKernelizer", "KernelRidgeCV", "Kernelizer", "MultipleKernelRidgeCV", "RidgeCV",
+           "make_column_kernelizer"]
