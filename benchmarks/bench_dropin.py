@@ -34,6 +34,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_ridge import _proc_status  # noqa: E402  (one /proc reader for the benchmarks)
+
 ALPHAS = np.logspace(0, 9, 10)
 SOLVER_PARAMS = dict(n_targets_batch=500, n_alphas_batch=5, n_targets_batch_refit=100)
 SIZES = {
@@ -67,16 +70,6 @@ def _cv(n_runs, run_length):
     runs = np.repeat(np.arange(n_runs), run_length)
     return check_cv([(np.flatnonzero(runs != r), np.flatnonzero(runs == r))
                      for r in range(n_runs)])
-
-
-def _proc_status():
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
 
 
 def _child(method, backend, data_dir, n_runs, run_length):
@@ -193,7 +186,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     else:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from _cli import bench_main
 
         bench_main(__doc__, run, print_table, "small sizes (a minute)")
