@@ -75,7 +75,8 @@ def small_cnn_backbone(pretrained, image_size, seed) -> Backbone:
     module = _seeded(seed, lambda: SmallCNN())
     if state is not None:  # pragma: no cover - no weights ship yet
         module.load_state_dict(state)
+    source = {"seed": seed} if state is None else {"weights": str(pretrained)}
+    identity = {"family": "small-cnn", "widths": [32, 64, 96, 128], **source}
     geo = _resize_crop(size)
     pre = Preprocess(geo, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), " ".join(repr(geo).split()))
-    identity = {"family": "small-cnn", "widths": [32, 64, 96, 128], "seed": seed}
-    return Backbone(module, module, pre, "small-cnn", "random", identity)
+    return Backbone(module, module, pre, "small-cnn", "random" if state is None else "pretrained", identity)
