@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from skvem._utils.distributed import GlobalBatchNorm1d
 from skvem.vision.backbones import first_tensor
 from skvem.vision.contrastive import SymmetricInfoNCE
 
@@ -32,7 +33,8 @@ class AlignedNet(nn.Module):
         self.backbone = backbone
         # A fixed per-feature affine map at inference: the downstream ridge
         # sees exactly the space the linear heads were trained on.
-        self.norm = nn.BatchNorm1d(n_features, affine=False)
+        # (Global: under torchrun its training statistics are the whole batch's.)
+        self.norm = GlobalBatchNorm1d(n_features, affine=False)
         self.voxel_head = nn.Linear(n_features, n_components)
         if text_dim:
             self.projection = nn.Linear(n_features, text_dim)

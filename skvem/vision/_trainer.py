@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skvem._utils.distributed import DistributedContext, gather_rows, local_share, share_sizes
 from skvem._utils.progress import progress
 from skvem._utils.torch_utils import autocast, retry_with_smaller_batches
 from skvem.vision._pixels import extract_features
@@ -80,8 +81,10 @@ class Trainer:
     ``backbone_lr_scale``, torch ``device`` and ``dtype``).
     """
 
-    def __init__(self, net, config, preprocess, data: TrainingData):
+    def __init__(self, net, config, preprocess, data: TrainingData, context=None):
         self.net = net
+        # Under torchrun every rank trains its share of each global batch.
+        self.dist = context if context is not None else DistributedContext()
         # The module training steps call; the one place to wrap the network
         # (e.g. in DistributedDataParallel).
         self.model = net
@@ -106,13 +109,24 @@ class Trainer:
         """The InfoNCE loss of a batch; the one place it is called (negatives: the batch)."""
         return self.net.contrastive(projection, text)
 
-    def _losses(self, x, raw, idx, train=True):
+    def _losses(self, x, raw, idx, train=True, n_global=None):
         model = self.model if train else self.net
         pred, proj = model(x, raw=raw)
         vox = F.mse_loss(pred, self.d.T_train[idx] if train else self.d.T_val[idx])
+        n_global = len(idx) if n_global is None else n_global
+        shared = train and self.dist.active
+        if shared:
+            # DDP averages the ranks' gradients: weigh each share by its size
+            # so the average is the gradient of the global batch's mean loss.
+            vox = vox * (len(idx) * self.dist.world_size / n_global)
         con = None
-        if self.use_text and len(idx) >= 2:
-            con = self.contrastive_loss(proj, self.d.text_train[idx] if train else self.d.text_val[idx])
+        if self.use_text and n_global >= 2:
+            text = self.d.text_train[idx] if train else self.d.text_val[idx]
+            if shared:
+                # Negatives are the global batch, not this rank's share.
+                sizes = share_sizes(n_global, self.dist)
+                proj, text = gather_rows(proj, sizes), gather_rows(text, sizes)
+            con = self.contrastive_loss(proj, text)
         return vox, con, pred
 
     def _step(self, optimizer, vox, con):
@@ -130,6 +144,28 @@ class Trainer:
             nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
             optimizer.step()
 
+    def _sum_over_ranks(self, sums):
+        import torch.distributed as dist
+
+        keys = sorted(sums)
+        total = torch.tensor([float(sums[k]) for k in keys], dtype=torch.float64)
+        dist.all_reduce(total)
+        return dict(zip(keys, total.tolist()))
+
+    def _wrap(self):
+        """The module training steps call: the network, or DDP around it under torchrun."""
+        if not self.dist.active:
+            return self.net
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Built per stage: DDP registers the parameters that require grad
+        # when it is made, and the backbone joins only for fine-tuning.
+        # Buffers need no broadcast: GlobalBatchNorm1d keeps them equal.
+        return DistributedDataParallel(
+            self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            broadcast_buffers=False,
+        )
+
     def _set_lr(self, optimizer, frac):
         f = lr_factor(frac, self.cfg.warmup_fraction)
         for g in optimizer.param_groups:
@@ -140,32 +176,39 @@ class Trainer:
 
     def _epoch(self, stage, optimizer, epoch_in_stage, n_stage_epochs):
         n_train = self.d.T_train.shape[0]
+        # Every rank draws the same order (same seed) and takes its share.
         order = torch.randperm(n_train, generator=self.generator).numpy()
         batches = split_batches(order, self.batch_size)
+        shares = [local_share(b, self.dist) for b in batches]
         sums = {"vox": 0.0, "con": 0.0, "n": 0, "n_con": 0}
         if stage == "heads":
             self.net.norm.train()
-            source = ((idx, None) for idx in batches)
+            source = ((idx, None) for idx in shares)
         else:
             self.net.train()
-            pixels = self.d.train_pixels.batches(batches, pin_memory=self.device.type == "cuda")
-            source = zip(batches, pixels, strict=True)
+            pixels = self.d.train_pixels.batches(shares, pin_memory=self.device.type == "cuda")
+            source = zip(shares, pixels, strict=True)
         lr = 0.0
         for b, (idx, pixels) in enumerate(source):
             lr = self._set_lr(optimizer, (epoch_in_stage + b / len(batches)) / n_stage_epochs)
             idx_t = torch.as_tensor(idx, dtype=torch.long, device=self.device)
+            n_global = len(batches[b])
             with autocast(self.device, self.cfg.dtype):
                 if stage == "heads":
-                    vox, con, _ = self._losses(None, self.d.F_train[idx_t], idx_t)
+                    vox, con, _ = self._losses(None, self.d.F_train[idx_t], idx_t, n_global=n_global)
                 else:
                     x = self.pre.normalize(pixels.to(self.device, non_blocking=True))
-                    vox, con, _ = self._losses(x, None, idx_t)
+                    vox, con, _ = self._losses(x, None, idx_t, n_global=n_global)
             self._step(optimizer, vox, con)
-            sums["vox"] += float(vox.detach()) * len(idx)
+            # The logged losses are the global batch's, on every rank.
+            scale = n_global / (len(idx) * self.dist.world_size) if self.dist.active else 1.0
+            sums["vox"] += float(vox.detach()) * scale * len(idx)
             sums["n"] += len(idx)
             if con is not None:
                 sums["con"] += float(con.detach()) * len(idx)
                 sums["n_con"] += len(idx)
+        if self.dist.active:
+            sums = self._sum_over_ranks(sums)
         return {
             "train_voxel_loss": sums["vox"] / max(1, sums["n"]),
             "train_contrastive_loss": sums["con"] / sums["n_con"] if sums["n_con"] else None,
@@ -244,6 +287,7 @@ class Trainer:
                 p.requires_grad_(True)
             groups = _param_groups(bb, self.cfg.lr * self.cfg.backbone_lr_scale, self.cfg.weight_decay) + groups
         optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr)
+        self.model = self._wrap()
         stale = 0
         for e in range(n_epochs):
             start = time.perf_counter()
@@ -252,8 +296,10 @@ class Trainer:
                 self.batch_size = batch_size
                 return self._epoch(stage, optimizer, e, n_epochs)
 
+            # Ranks cannot agree on a smaller batch mid-epoch: no back-off under DDP.
             stats, self.batch_size = retry_with_smaller_batches(
-                attempt, self.batch_size, device=self.device, what="AlignedImageFeaturizer", minimum=2,
+                attempt, self.batch_size, device=self.device, what="AlignedImageFeaturizer",
+                minimum=self.batch_size if self.dist.active else 2,
                 retry="retrying the epoch", cleanup=lambda: optimizer.zero_grad(set_to_none=True),
             )
             epoch = epoch0 + e + 1
@@ -269,6 +315,7 @@ class Trainer:
         if self.best[1] is not None:
             # The next stage starts from, and the fit ends with, the best weights.
             self.net.load_state_dict(self.best[1])
+        self.model = self.net
         return epoch0 + n_epochs
 
     def _frozen_features(self, store, desc, kw):

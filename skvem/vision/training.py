@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skvem._utils.distributed import distributed_context, local_cuda_device
 from skvem._utils.torch_utils import resolve_device, resolve_dtype
 from skvem.vision._aligned_net import AlignedNet, FMRITargets
 from skvem.vision._pixels import PixelStore, probe_n_features
@@ -194,6 +195,9 @@ def train_aligned(images, fmri, text=None, *, backbone, pretrained="auto", image
     n_val = len(val_idx)
     n_components = _n_components(config.n_components, len(train_idx), n_val, fmri.shape[1])
     device = resolve_device(config.device)
+    context = distributed_context(device)
+    if context.active:
+        device = local_cuda_device(device)
     text_targets = None
     if text is not None and config.alignment_weight > 0:
         text_targets = _text_targets(text, images, n)
@@ -251,7 +255,7 @@ def train_aligned(images, fmri, text=None, *, backbone, pretrained="auto", image
             text_train=None if text_targets is None else on_device(text_targets[train_idx]),
             text_val=on_device(text_targets[val_idx]) if (text_targets is not None and has_val) else None,
         )
-        trainer = Trainer(net, cfg, bb.preprocess, data)
+        trainer = Trainer(net, cfg, bb.preprocess, data, context=context)
         history, best_epoch = trainer.run()
     return TrainingResult(
         model=net, preprocess=bb.preprocess, targets=targets, history=history,
