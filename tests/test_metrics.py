@@ -8,7 +8,7 @@ from scipy import stats
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_score
 
-import skvem.metrics as metrics
+import skvem._utils.blocks as blocks
 from skvem.metrics import (
     algonauts_score,
     algonauts_score_voxels,
@@ -93,7 +93,7 @@ def test_pearson_r_blocks_give_the_same_result(rng, monkeypatch):
     y = rng.standard_normal((20, 11))
     p = rng.standard_normal((20, 11))
     whole = pearson_r(y, p)
-    monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", 20 * 3)  # blocks of 3 voxels
+    monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", 20 * 3)  # blocks of 3 voxels
     np.testing.assert_array_equal(pearson_r(y, p), whole)
 
 
@@ -177,6 +177,46 @@ def test_noise_ceiling_nan_padding(rng):
     np.testing.assert_allclose(nc3, 100 * ncsnr2 / (ncsnr2 + 1 / 3), rtol=1e-12)
 
 
+def _nsd_recipe(betas, n_trials):
+    """GLMsingle example 9 / Allen et al. (2022), transcribed: images with all
+    repeats only; noise sd = sqrt(mean over images of the across-trial
+    variance); total variance of those trials; NC = 100 ncsnr^2 / (ncsnr^2 + 1/n)."""
+    keep = ~np.isnan(betas).any(axis=(1, 2))  # images with all repeats
+    betas2 = betas[keep]  # (images, repeats, voxels)
+    noisesd = np.sqrt(np.mean(np.std(betas2, axis=1, ddof=1) ** 2, axis=0))
+    totalvar = np.std(betas2.reshape(-1, betas2.shape[-1]), axis=0, ddof=1) ** 2
+    signalvar = np.clip(totalvar - noisesd**2, 0, None)
+    ncsnr = np.sqrt(signalvar) / noisesd
+    return 100 * (ncsnr**2 / (ncsnr**2 + 1 / n_trials))
+
+
+def test_noise_ceiling_nsd_method_is_the_published_recipe(rng):
+    signal = rng.standard_normal((80, 1, 5)) * np.array([0.2, 0.5, 1.0, 2.0, 0.0])
+    trials = signal + rng.standard_normal((80, 3, 5))
+    padded = trials.copy()
+    padded[:20, 2] = np.nan  # 20 images seen twice
+    padded[20:30, 1:] = np.nan  # 10 images seen once
+    nsd = noise_ceiling(padded, n_repeats=3, method="nsd")
+    np.testing.assert_allclose(nsd, _nsd_recipe(padded, 3), rtol=1e-12)
+    # the pooled default uses the partial images too, so it differs here ...
+    pooled = noise_ceiling(padded, n_repeats=3)
+    assert not np.allclose(pooled, nsd)
+    # ... and both are the same estimator when every image has every repeat
+    np.testing.assert_allclose(noise_ceiling(trials, method="nsd"), noise_ceiling(trials),
+                               rtol=1e-12)
+    np.testing.assert_allclose(noise_ceiling(trials, method="nsd"), _nsd_recipe(trials, 3),
+                               rtol=1e-12)
+
+
+def test_noise_ceiling_nsd_method_errors(rng):
+    trials = rng.standard_normal((6, 3, 2))
+    trials[:, 2, 1] = np.nan  # voxel 1 never has all 3 repeats
+    with pytest.raises(ValueError, match="Voxel 1 has no image with all 3 repeats"):
+        noise_ceiling(trials, method="nsd")
+    with pytest.raises(ValueError, match="method must be one of"):
+        noise_ceiling(trials, method="glmsingle")
+
+
 def test_noise_ceiling_edge_voxels_and_single_voxel(rng):
     signal = rng.standard_normal((20, 1))
     trials = np.concatenate(
@@ -197,7 +237,7 @@ def test_noise_ceiling_edge_voxels_and_single_voxel(rng):
 def test_noise_ceiling_blocks_give_the_same_result(rng, monkeypatch):
     trials = rng.standard_normal((10, 3, 9)) + rng.standard_normal((10, 1, 9))
     whole = noise_ceiling(trials)
-    monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", 30 * 2)
+    monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", 30 * 2)
     np.testing.assert_allclose(noise_ceiling(trials), whole, rtol=1e-14)
 
 
