@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from skvem._utils.blocks import voxel_blocks
-from skvem._utils.validation import check_finite
+from skvem._utils.validation import check_finite, check_unmasked
 
 __all__ = ["noise_ceiling"]
 
@@ -145,7 +145,8 @@ def noise_ceiling(repeats, n_repeats=None, *, method="pooled"):
     """
     if repeats is None:
         raise ValueError("repeats is None; an array (n_images, n_repeats, n_voxels) is required.")
-    arr = np.asarray(repeats)
+    # Masked repeats are missing repeats, which NaN already means here.
+    arr = np.asarray(check_unmasked(repeats, name="repeats", masked_as_nan=True))
     if arr.ndim not in (2, 3):
         raise ValueError(
             "repeats must have shape (n_images, n_repeats, n_voxels) (or "

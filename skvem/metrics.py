@@ -21,7 +21,7 @@ from sklearn.metrics import make_scorer
 
 from skvem._noise_ceiling import noise_ceiling
 from skvem._utils.blocks import voxel_blocks
-from skvem._utils.validation import check_finite, check_fmri, check_n_samples
+from skvem._utils.validation import check_finite, check_fmri, check_n_samples, check_unmasked
 
 __all__ = [
     "pearson_r",
@@ -148,7 +148,7 @@ def algonauts_score_voxels(y_true, y_pred, noise_ceiling, *, zero_ceiling="exclu
         Predicted responses.
     noise_ceiling : array-like of shape (n_voxels,) or float
         Noise ceiling of each voxel **in percent** (0 to 100), as returned by
-        :func:`noise_ceiling`. The challenge's own ceiling files are
+        :func:`noise_ceiling`; a float is the ceiling of every voxel. The challenge's own ceiling files are
         fractions (0 to 1): multiply them by 100.
     zero_ceiling : {"exclude", "devkit"}, default="exclude"
         What to do with voxels whose ceiling is 0 (no measurable signal,
@@ -171,8 +171,9 @@ def algonauts_score_voxels(y_true, y_pred, noise_ceiling, *, zero_ceiling="exclu
     Warns
     -----
     UserWarning
-        If every ceiling is at most 1, which suggests fractions were given
-        instead of percent.
+        If every ceiling is at most 1 (and one is above 0), whatever the
+        number of voxels: this suggests fractions were given instead of
+        percent.
 
     Examples
     --------
@@ -198,7 +199,10 @@ def check_noise_ceiling(noise_ceiling, n_voxels, *, name="noise_ceiling", ref_na
     (fractions given instead of percent). Shared by the scores here and
     :mod:`skvem.analysis`.
     """
-    nc = np.asarray(noise_ceiling, dtype=np.float64).reshape(-1)
+    nc = np.asarray(check_unmasked(noise_ceiling, name=name), dtype=np.float64)
+    if nc.ndim == 0:  # one ceiling for every voxel
+        nc = np.full(n_voxels, float(nc))
+    nc = nc.reshape(-1)
     check_n_samples(n_voxels, nc.shape[0], name=name, ref_name=ref_name)
     check_finite(nc, name=name)
     if np.any(nc < 0) or np.any(nc > 100):
@@ -206,7 +210,8 @@ def check_noise_ceiling(noise_ceiling, n_voxels, *, name="noise_ceiling", ref_na
             f"{name} must be in percent, between 0 and 100; got values in "
             f"[{nc.min():.3g}, {nc.max():.3g}]."
         )
-    if nc.max() <= 1.0 and np.count_nonzero(nc) > 1:
+    # Whatever the number of voxels: one voxel with a fraction scores 100 too.
+    if 0.0 < nc.max() <= 1.0:
         warnings.warn(
             f"Every {name} value is at most 1: skvem expects percent "
             "(0-100). If these are fractions (as in the Algonauts 2023 files), "
@@ -246,7 +251,8 @@ def algonauts_score(y_true, y_pred, noise_ceiling, *, zero_ceiling="exclude"):
     y_pred : array-like of the same shape as ``y_true``
         Predicted responses.
     noise_ceiling : array-like of shape (n_voxels,) or float
-        Noise ceiling of each voxel in percent (0 to 100).
+        Noise ceiling of each voxel in percent (0 to 100); a float is the
+        ceiling of every voxel.
     zero_ceiling : {"exclude", "devkit"}, default="exclude"
         Voxels with a zero ceiling are left out of the mean (``"exclude"``)
         or scored as the challenge's development kit does (``"devkit"``,

@@ -307,6 +307,51 @@ def test_algonauts_warns_on_fractions(rng):
         algonauts_score(y, y, [0.3, 0.5, 0.2])
 
 
+@pytest.mark.parametrize("nc", [[0.4], [0.0, 0.0, 0.6], [0.9] + [0.0] * 9])
+def test_algonauts_warns_on_fractions_whatever_the_voxel_count(nc, rng):
+    # Issue 13 item 5a: one voxel (or one non-zero ceiling) given as a
+    # fraction scored 100 without a warning.
+    y = rng.standard_normal((20, len(nc)))
+    with pytest.warns(UserWarning, match="multiply them by 100"):
+        algonauts_score(y, y, nc, zero_ceiling="devkit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        algonauts_score(y, y, np.asarray(nc) * 100, zero_ceiling="devkit")
+        algonauts_score(y, y, np.zeros(len(nc)), zero_ceiling="devkit")
+
+
+def test_algonauts_score_takes_a_float_ceiling(rng):
+    # Issue 13 item 11: documented "or float", but refused with a message about rows.
+    y = rng.standard_normal((30, 4))
+    p = y + rng.standard_normal((30, 4))
+    expected = algonauts_score(y, p, np.full(4, 50.0))
+    assert algonauts_score(y, p, 50.0) == expected
+    assert algonauts_score(y, p, np.float32(50.0)) == pytest.approx(expected)
+    np.testing.assert_array_equal(algonauts_score_voxels(y, p, 50.0),
+                                  algonauts_score_voxels(y, p, [50.0] * 4))
+
+
+def test_masked_arrays_are_rejected_or_honoured(rng):
+    # Issue 13 item 3: masks were ignored (numpy reads the values under them).
+    y = np.ma.masked_array(np.arange(6.0), mask=[0, 0, 0, 0, 0, 1])
+    y.data[5] = -100.0  # a masked outlier
+    with pytest.raises(ValueError, match="y_true is a masked array with 1 masked"):
+        pearson_r(y, np.arange(6.0))
+    with pytest.raises(ValueError, match="y_pred is a masked array"):
+        pearson_r(np.arange(6.0), y)
+    with pytest.raises(ValueError, match="noise_ceiling is a masked array"):
+        algonauts_score(np.arange(6.0), np.arange(6.0), np.ma.masked_array([50.0], mask=[1]))
+    # nothing masked: the data themselves
+    assert pearson_r(np.ma.masked_array(np.arange(6.0)), np.arange(6.0)) == pytest.approx(1.0)
+    # repeats: a masked repeat is a missing repeat, as NaN is
+    trials = rng.standard_normal((30, 3, 2)) + rng.standard_normal((30, 1, 2))
+    nan_padded = trials.copy()
+    nan_padded[:5, 2] = np.nan
+    masked = np.ma.masked_array(trials, mask=np.isnan(nan_padded))
+    masked.data[:5, 2] = 1e6  # must not count
+    np.testing.assert_array_equal(noise_ceiling(masked), noise_ceiling(nan_padded))
+
+
 @pytest.mark.parametrize(
     "nc, kwargs, match",
     [

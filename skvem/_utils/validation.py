@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = [
+    "check_unmasked",
     "check_fmri",
     "check_features",
     "check_finite",
@@ -26,10 +27,46 @@ __all__ = [
 _FLOAT_DTYPES = (np.float32, np.float64)
 
 
+def check_unmasked(a, *, name, masked_as_nan=False):
+    """``a`` without its mask: a masked array is never read as its raw data.
+
+    numpy functions ignore the mask of an ``np.ma.MaskedArray`` (they see
+    the values under it), so a masked entry would count as data. A masked
+    array with nothing masked becomes its data; masked entries become NaN
+    where ``masked_as_nan`` (NaN means "missing" there, e.g. absent repeats),
+    and are a ``ValueError`` naming ``name`` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvem._utils.validation import check_unmasked
+    >>> a = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    >>> check_unmasked(a, name="repeats", masked_as_nan=True)
+    array([ 1., nan,  3.])
+    """
+    if not np.ma.isMaskedArray(a):
+        return a
+    mask = np.ma.getmaskarray(a)
+    n_masked = int(np.count_nonzero(mask))
+    if n_masked == 0:
+        return np.ma.getdata(a)
+    if masked_as_nan:
+        data = np.array(np.ma.getdata(a), dtype=np.result_type(a.dtype, np.float32))
+        data[mask] = np.nan
+        return data
+    raise ValueError(
+        f"{name} is a masked array with {n_masked} masked value(s); skvem does not skip "
+        f"masked entries (numpy would read the values under the mask). Drop the masked "
+        f"samples or voxels first, e.g. {name}[:, ~{name}.mask.any(axis=0)], or fill "
+        f"them ({name}.filled(value))."
+    )
+
+
 def _as_float_array(a, *, name, dtype):
     """Convert ``a`` to a numeric float ndarray, with messages naming ``name``."""
     if a is None:
         raise ValueError(f"{name} is None; an array is required.")
+    a = check_unmasked(a, name=name)
     if sp.issparse(a):
         raise TypeError(
             f"{name} is a sparse matrix; skvem needs a dense array "
