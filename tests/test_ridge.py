@@ -330,6 +330,85 @@ def test_auto_cpu_backend_override(fresh_auto, how):
         VoxelRidgeCV().fit(X, Y)
 
 
+# ------------------------------------------- issue 13: cv, float32 range, masks
+def test_cv_errors_name_cv():
+    X, Y = _data(seed=12)
+    with pytest.raises(ValueError, match="cv produced no"):
+        VoxelRidgeCV(backend="numpy", cv=[]).fit(X, Y)
+    one_shot = VoxelRidgeCV(backend="numpy", cv=KFold(3).split(X))
+    one_shot.fit(X, Y)
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        one_shot.fit(X, Y)
+    bad = [(np.arange(10), np.arange(10, 20) + 0.5)]
+    with pytest.raises(ValueError, match="cv split 0: the test set must be a 1-D array"):
+        VoxelRidgeCV(backend="numpy", cv=bad).fit(X, Y)
+    with pytest.raises(ValueError, match=r"cv split 0: train indices must be in \[0, "):
+        VoxelRidgeCV(backend="numpy", cv=[(np.arange(len(X) + 5), np.arange(3))]).fit(X, Y)
+    with pytest.raises(ValueError, match="cv split 0 has an empty test set"):
+        VoxelRidgeCV(backend="numpy", cv=[(np.arange(len(X)), np.array([], int))]).fit(X, Y)
+
+
+def test_cv_boolean_masks_are_index_arrays():
+    X, Y = _data(seed=12)
+    splits = list(KFold(3).split(X))
+    masks = []
+    for train, test in splits:
+        tr, te = np.zeros(len(X), bool), np.zeros(len(X), bool)
+        tr[train], te[test] = True, True
+        masks.append((tr, te))
+    by_mask = VoxelRidgeCV(backend="numpy", cv=masks).fit(X, Y)
+    by_index = VoxelRidgeCV(backend="numpy", cv=splits).fit(X, Y)
+    np.testing.assert_array_equal(by_mask.best_alphas_, by_index.best_alphas_)
+    np.testing.assert_array_equal(by_mask.coef_, by_index.coef_)
+
+
+def test_alphas_beyond_float32_are_refused():
+    # Issue 13 item 4: 1e39 became inf in float32 and won every tie-break.
+    X, Y = _data(seed=13)
+    for alphas in ([1e-3, 1e39], [1e-45, 1.0]):
+        with pytest.raises(ValueError, match="alphas must lie within float32's range"):
+            VoxelRidgeCV(backend="numpy", alphas=alphas).fit(X, Y)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("factor", [1e20, 1e39, 1e-25])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_scaled_targets_give_the_same_model(backend, factor, fit_intercept):
+    # Issue 13 item 4: y * 1e20 gave cv_scores_ = -inf and the first alpha
+    # everywhere; y * 1e39 (float64) gave NaN coefficients.
+    X, Y = _data(seed=14)
+    ref = VoxelRidgeCV(backend=backend, fit_intercept=fit_intercept).fit(X, Y)
+    Y64 = Y.astype(np.float64) * factor
+    if factor > 1e38:
+        with pytest.raises(ValueError, match="y is too large for the float32 model"):
+            VoxelRidgeCV(backend=backend, fit_intercept=fit_intercept).fit(X, Y64)
+        Y64 = Y64 / 1e5  # values beyond float32, coefficients within it
+        factor = factor / 1e5
+    model = VoxelRidgeCV(backend=backend, fit_intercept=fit_intercept).fit(X, Y64)
+    assert np.mean(model.best_alphas_ == ref.best_alphas_) > 0.95
+    same = model.best_alphas_ == ref.best_alphas_
+    np.testing.assert_allclose(model.cv_scores_[same] / factor**2, ref.cv_scores_[same],
+                               rtol=1e-4)
+    assert np.all(np.isfinite(model.coef_))
+    np.testing.assert_allclose(model.coef_[:, same] / factor, ref.coef_[:, same],
+                               rtol=1e-3, atol=1e-5)
+
+
+def test_masked_inputs_are_refused_by_name():
+    X, Y = _data(seed=15)
+    mask = np.zeros_like(Y, bool)
+    mask[0, 0] = True
+    with pytest.raises(ValueError, match="y is a masked array with 1 masked"):
+        VoxelRidgeCV(backend="numpy").fit(X, np.ma.masked_array(Y, mask))
+    model = VoxelRidgeCV(backend="numpy").fit(X, Y)
+    with pytest.raises(ValueError, match="X is a masked array"):
+        model.predict(np.ma.masked_array(X, np.ones_like(X, bool)))
+    with pytest.raises(ValueError, match="y_true is a masked array"):
+        model.score(X, np.ma.masked_array(Y, mask))
+    np.testing.assert_array_equal(  # nothing masked: the plain data
+        VoxelRidgeCV(backend="numpy").fit(np.ma.masked_array(X), Y).coef_, model.coef_)
+
+
 def test_default_alphas_are_logspace():
     np.testing.assert_array_equal(np.asarray(VoxelRidgeCV().alphas), np.logspace(-2, 6, 9))
     assert VoxelRidgeCV().alphas is DEFAULT_ALPHAS

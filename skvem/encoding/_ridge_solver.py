@@ -34,9 +34,9 @@ import math
 from typing import NamedTuple, Optional
 
 import numpy as np
-from sklearn.model_selection import check_cv
 
 from skvem.encoding._backends import BACKENDS, resolve_backend  # noqa: F401 (re-exported)
+from skvem.encoding._inputs import check_alphas, check_splits
 
 __all__ = ["RidgeCVResult", "resolve_backend", "solve_ridge_cv"]
 
@@ -223,6 +223,45 @@ def _select_alphas(scores, alphas32):
     return best, np.take_along_axis(mean, best[None], 0)[0].astype(np.float64)
 
 
+_F32 = np.finfo(np.float32)
+
+
+# Largest magnitudes of a (centred) target that the float32 sweep takes as
+# they are: squared residuals summed over folds stay far from float32's
+# overflow (3.4e38) and underflow (1.2e-38) thresholds.
+_SAFE_RANGE = (2.0**-40, 2.0**40)
+
+
+def _target_scales(Y_np, fit_intercept):
+    """Power-of-two scale per target, or None when every target is in the safe range."""
+    hi = Y_np.max(0).astype(np.float64)
+    lo = Y_np.min(0).astype(np.float64)
+    size = (hi - lo) if fit_intercept else np.maximum(np.abs(hi), np.abs(lo))
+    safe = (size == 0) | ((size > _SAFE_RANGE[0]) & (size < _SAFE_RANGE[1]))
+    if fit_intercept and np.all(safe):
+        # float32 must also hold the raw values to centre them after the cast
+        safe &= np.maximum(np.abs(hi), np.abs(lo)) < _F32.max
+    if np.all(safe):
+        return None
+    return np.where(safe | (size == 0), 1.0, np.exp2(np.round(np.log2(np.where(size > 0, size, 1.0)))))
+
+
+def _unscale(B, coef_b, y_mean64, x_mean, scale, y_mean_scaled):
+    """Coefficients and intercepts of the original targets from those of Y / scale."""
+    coef64 = B.to_numpy(coef_b).astype(np.float64) * scale
+    intercept64 = np.zeros(coef64.shape[1])
+    if y_mean64 is not None:
+        # y_mean_scaled is ~0 here: the batch was centred in float64 already
+        offset = B.to_numpy(y_mean_scaled).astype(np.float64) * scale
+        intercept64 = y_mean64 + offset - B.to_numpy(x_mean).astype(np.float64) @ coef64
+    if not (np.all(np.abs(coef64) <= _F32.max) and np.all(np.abs(intercept64) <= _F32.max)):
+        raise ValueError(
+            "y is too large for the float32 model: its coefficients or intercepts exceed "
+            f"{_F32.max:.3g}; divide y by a constant (and the predictions by the same) first."
+        )
+    return coef64.astype(np.float32), intercept64.astype(np.float32)
+
+
 def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
                    n_targets_batch=None, n_alphas_batch=None, refit=True,
                    backend="numpy", progress_bar=False):
@@ -292,7 +331,7 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
             f"X (n_samples, n_features) and Y (n_samples, n_targets) must be 2-D "
             f"with the same rows; got {X.shape} and {Y.shape}."
         )
-    alphas = np.asarray(alphas, dtype=np.float64).reshape(-1)
+    alphas = check_alphas(alphas)
     alphas32 = alphas.astype(np.float32)
     n_samples, n_features = X.shape
     n_targets = Y.shape[1]
@@ -305,13 +344,7 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
         raise ValueError(f"solver must be 'auto', 'primal' or 'kernel'; got {solver!r}.")
     n_alphas_batch = n_alphas if n_alphas_batch is None else min(int(n_alphas_batch), n_alphas)
 
-    splits = [(np.asarray(tr), np.asarray(te)) for tr, te in check_cv(cv).split(X)]
-    for train, test in splits:
-        if len(train) == 0 or len(test) == 0:
-            raise ValueError(
-                f"cv produced an empty training or validation set "
-                f"(n_samples={n_samples}); check the cv argument."
-            )
+    splits = check_splits(cv, X)
     n_folds = len(splits)
 
     # ------------------------------------------------------------ decompose
@@ -381,7 +414,18 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
     for start in batches:
         sl = slice(start, min(start + n_targets_batch, n_targets))
         Y_np = Y[:, sl]
-        if B.name != "numpy" and not Y_np.flags.writeable:
+        scale = _target_scales(Y_np, fit_intercept)
+        y_mean64 = None
+        if scale is not None:
+            # Rare: targets whose float32 squares would overflow or underflow
+            # (or that float32 cannot hold). Centre in float64 and solve for
+            # Y / scale, which the model maps back exactly (scale is a power of 2).
+            Y_np = np.array(Y_np, dtype=np.float64)
+            if fit_intercept:
+                y_mean64 = Y_np.mean(0)
+                Y_np -= y_mean64
+            Y_np /= scale
+        elif B.name != "numpy" and not Y_np.flags.writeable:
             # torch warns on read-only arrays (e.g. memory maps); we never
             # write to Y, but a batch copy keeps the warning away.
             Y_np = np.array(Y_np)
@@ -418,15 +462,19 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
             del Ytr, Yte, Z
         best, cv_best = _select_alphas(B.to_numpy(scores), alphas32)
         best_alphas[sl] = alphas[best]
-        cv_scores[sl] = cv_best
+        cv_scores[sl] = cv_best if scale is None else cv_best * scale**2
 
         if refit:
             Z = full.U.T @ Yb  # Yb is centred when fit_intercept
             w_sel = full_weights[B.asarray(best)].T  # (rank, n_b)
             coef_b = full.C @ (w_sel * Z)
-            coef[:, sl] = B.to_numpy(coef_b)
-            if fit_intercept:
-                intercept[sl] = B.to_numpy(y_mean - x_mean @ coef_b)
+            if scale is None:
+                coef[:, sl] = B.to_numpy(coef_b)
+                if fit_intercept:
+                    intercept[sl] = B.to_numpy(y_mean - x_mean @ coef_b)
+            else:
+                coef[:, sl], intercept[sl] = _unscale(
+                    B, coef_b, y_mean64, x_mean, scale, y_mean if fit_intercept else None)
             del Z, w_sel, coef_b
         del Yb, scores
 

@@ -15,8 +15,9 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skvem.encoding._backends import check_backend_name, resolve_backend
+from skvem.encoding._inputs import check_alphas
 from skvem.encoding._ridge_solver import solve_ridge_cv
-from skvem._utils.validation import check_fmri, check_positive_int
+from skvem._utils.validation import check_fmri, check_positive_int, check_unmasked
 from skvem.metrics import pearson_r
 
 __all__ = ["VoxelRidgeCV"]
@@ -26,21 +27,6 @@ __all__ = ["VoxelRidgeCV"]
 DEFAULT_ALPHAS = (1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6)
 
 _SOLVERS = ("auto", "primal", "kernel")
-
-
-def _check_alphas(alphas):
-    try:
-        arr = np.asarray(alphas, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"alphas must be an array of positive floats; got {alphas!r}.") from exc
-    if arr.ndim > 1:
-        raise ValueError(f"alphas must be a 1-D array of positive floats; got shape {arr.shape}.")
-    arr = arr.reshape(-1)
-    if arr.size == 0:
-        raise ValueError("alphas is empty; give at least one positive value.")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"alphas must all be finite and > 0; got {alphas!r}.")
-    return arr
 
 
 class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -65,7 +51,10 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Folds for choosing alpha, as in scikit-learn: an int is
         ``KFold(cv)`` without shuffling (neighbouring fMRI trials stay
         together); an iterable of ``(train, test)`` index arrays, e.g.
-        ``list(GroupKFold(5).split(X, y, groups=sessions))``, is used as is.
+        ``list(GroupKFold(5).split(X, y, groups=sessions))``, is used as is
+        (boolean masks of length n_samples are taken as index arrays). A
+        one-shot generator such as ``KFold(3).split(X)`` serves one fit
+        only; pass the splitter itself to fit several times.
     fit_intercept : bool, default=True
         Fit an unpenalised intercept by centring features and responses on
         the training samples of each fold. (himalaya's ``RidgeCV`` defaults
@@ -186,7 +175,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _check_params(self, shape=None):
         """Validated ``alphas`` and the backend module (``shape`` = (n, p, targets) for "auto")."""
-        alphas = _check_alphas(self.alphas)
+        alphas = check_alphas(self.alphas)
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise ValueError(f"fit_intercept must be True or False; got {self.fit_intercept!r}.")
         if self.solver not in _SOLVERS:
@@ -221,7 +210,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             infinite values, 3-D or empty ``y``, or ``X`` and ``y`` of
             different lengths.
         """
-        X = validate_data(self, X, reset=True, dtype=np.float32)
+        X = validate_data(self, check_unmasked(X, name="X"), reset=True, dtype=np.float32)
         if y is None:
             raise ValueError(
                 f"This {type(self).__name__} estimator requires y to be passed, "
@@ -269,7 +258,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Predicted responses; 1-D if the model was fitted on a 1-D ``y``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        X = validate_data(self, check_unmasked(X, name="X"), reset=False, dtype=np.float32)
         y_pred = X @ self.coef_
         y_pred += np.float32(self.intercept_) if np.ndim(self.intercept_) == 0 else self.intercept_
         return y_pred
