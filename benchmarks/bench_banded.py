@@ -29,7 +29,7 @@ himalaya's banded estimator.
 
 Usage::
 
-    python benchmarks/bench_banded.py            # both shapes (~10 min on 2 cores)
+    python benchmarks/bench_banded.py            # both shapes (~5 min on a quiet 2-core machine)
     python benchmarks/bench_banded.py --quick    # small shapes (seconds)
 """
 
@@ -51,8 +51,8 @@ ALPHAS = np.logspace(-2, 6, 9)
 N_FOLDS = 5
 SHAPES = {
     "full": {
-        "main": dict(n_samples=2000, sizes=(256, 256), n_voxels=20000, n_iter=10),
-        "wide": dict(n_samples=600, sizes=(1536, 1536), n_voxels=4000, n_iter=5),
+        "main": dict(n_samples=2000, sizes=(256, 256), n_voxels=20000, n_iter=5),
+        "wide": dict(n_samples=500, sizes=(1024, 1024), n_voxels=2000, n_iter=3),
     },
     "quick": {
         "main": dict(n_samples=400, sizes=(32, 32), n_voxels=1000, n_iter=4),
