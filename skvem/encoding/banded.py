@@ -182,13 +182,14 @@ class BandedVoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.verbose = verbose
 
     # ---------------------------------------------------------- validation
-    def _check_params(self):
-        # The parameters shared with VoxelRidgeCV are checked by it (same messages).
+    def _check_params(self, shape):
+        # The parameters shared with VoxelRidgeCV are checked by it (same
+        # messages, same backend="auto" resolution for this problem shape).
         alphas, backend = VoxelRidgeCV(
             alphas=self.alphas, cv=self.cv, fit_intercept=self.fit_intercept,
             backend=self.backend, solver=self.solver,
             n_targets_batch=self.n_targets_batch, n_alphas_batch=self.n_alphas_batch,
-        )._check_params()
+        )._check_params(shape=shape)
         if np.ndim(self.n_iter) == 0:
             check_positive_int(self.n_iter, name="n_iter")
         conc = np.atleast_1d(np.asarray(self.concentration, dtype=object))
@@ -286,7 +287,6 @@ array-like of shape (n_samples, n_features)
             than two feature spaces, ``groups`` not covering the columns,
             spaces or ``y`` with different numbers of rows, NaN/inf values.
         """
-        alphas, backend = self._check_params()
         Xs = self._split(X, reset=True)
         if len(Xs) < 2:
             raise ValueError(
@@ -299,6 +299,7 @@ array-like of shape (n_samples, n_features)
                 "but the target y is None."
             )
         Y, was_1d = check_fmri(y, n_samples=Xs[0].shape[0], name="y")
+        alphas, backend = self._check_params(shape=(Y.shape[0], self.n_features_in_, Y.shape[1]))
         result = solve_banded_ridge_cv(
             Xs, Y, alphas, n_iter=self.n_iter, concentration=self.concentration,
             cv=self.cv, fit_intercept=self.fit_intercept, solver=self.solver,
