@@ -196,30 +196,44 @@ def make_tiny_blip(folder, *, seed=0):
     return Path(folder)
 
 
-def _llama_text_config(vocab, eos):
+def _llama_text_config(vocab, eos, **sizes):
     from transformers import LlamaConfig
 
-    return LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=0,
-        bos_token_id=vocab["[CLS]"],
-        eos_token_id=eos,
-        initializer_range=0.5,
-    )
+    settings = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.5)
+    settings.update(sizes)
+    return LlamaConfig(vocab_size=len(vocab), pad_token_id=0, bos_token_id=vocab["[CLS]"],
+                       eos_token_id=eos, **settings)
 
 
-def make_tiny_smolvlm(folder, *, seed=0):
+#: Sizes of ``make_tiny_smolvlm`` presets: the test model, and the
+#: architecture of SmolVLM-256M-Instruct (random weights) for speed benchmarks.
+SMOLVLM_PRESETS = {
+    "tiny": dict(
+        vision=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                    image_size=32, patch_size=8, initializer_range=0.5),
+        text=dict(), scale_factor=2, image_seq_len=4, vocab_size=None,
+        size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, splitting=True,
+    ),
+    "smolvlm-256m": dict(
+        vision=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                    image_size=512, patch_size=16),
+        text=dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                  num_key_value_heads=3, max_position_embeddings=8192, initializer_range=0.02),
+        scale_factor=4, image_seq_len=64, vocab_size=49280,
+        size={"longest_edge": 512}, max_image_size={"longest_edge": 512}, splitting=False,
+    ),
+}
+
+
+def make_tiny_smolvlm(folder, *, seed=0, preset="tiny"):
     """Write a random SmolVLM (Idefics3 family) chat VLM and processor; return the folder.
 
-    Images are split into up to 2 x 2 tiles of 32 px plus a global view, so
-    images of different aspect ratios get different numbers of image tokens
-    and a batch needs (left) padding, as with the real model.
+    ``preset="tiny"``: images are split into up to 2 x 2 tiles of 32 px plus a
+    global view, so images of different aspect ratios get different numbers
+    of image tokens and a batch needs (left) padding, as with the real model.
+    ``preset="smolvlm-256m"``: the real model's architecture and vocabulary
+    size (random weights, one 512 px view per image), for speed benchmarks.
     """
     import torch
     from transformers import (
@@ -231,37 +245,32 @@ def make_tiny_smolvlm(folder, *, seed=0):
         SmolVLMVideoProcessor,
     )
 
+    sizes = SMOLVLM_PRESETS[preset]
     image_tokens = ["<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]
     rowcol = [f"<row_{r}_col_{c}>" for r in range(1, 5) for c in range(1, 5)]
     vocab = _bert_vocab(extra=image_tokens + rowcol)
+    if sizes["vocab_size"]:
+        # Filler words: the real vocabulary's size sets the cost of the LM head.
+        vocab.update({f"w{i}": i for i in range(len(vocab), sizes["vocab_size"])})
     tok = BertTokenizer(vocab=vocab)
     tok.add_special_tokens({"additional_special_tokens": image_tokens + rowcol})
     cfg = SmolVLMConfig(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-            initializer_range=0.5,
-        ),
-        text_config=_llama_text_config(vocab, vocab["<end_of_utterance>"]),
+        vision_config=sizes["vision"],
+        text_config=_llama_text_config(vocab, vocab["<end_of_utterance>"], **sizes["text"]),
         image_token_id=vocab["<image>"],
-        scale_factor=2,
+        scale_factor=sizes["scale_factor"],
         pad_token_id=0,
     )
     torch.manual_seed(seed)
     model = SmolVLMForConditionalGeneration(cfg).eval()
     proc = SmolVLMProcessor(
         image_processor=SmolVLMImageProcessor(
-            size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True
+            size=sizes["size"], max_image_size=sizes["max_image_size"],
+            do_image_splitting=sizes["splitting"],
         ),
-        video_processor=SmolVLMVideoProcessor(
-            size={"longest_edge": 64}, max_image_size={"longest_edge": 32}
-        ),
+        video_processor=SmolVLMVideoProcessor(size=sizes["size"], max_image_size=sizes["max_image_size"]),
         tokenizer=tok,
-        image_seq_len=4,
+        image_seq_len=sizes["image_seq_len"],
         chat_template=CHAT_TEMPLATE,
     )
     model.save_pretrained(folder)
