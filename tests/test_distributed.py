@@ -127,3 +127,30 @@ def test_cross_val_score_on_ray_equals_one_process(one_process_scores):
     finally:
         ray.shutdown()
     np.testing.assert_allclose(scores, one_process_scores, rtol=1e-5, atol=1e-6)
+
+
+# -- ridge over several GPUs ---------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_ridge_blocks_over_devices_equal_one_solve(backend):
+    from skvem.encoding._devices import solve_ridge_cv_on_devices
+    from skvem.encoding._ridge_solver import solve_ridge_cv
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(80, 12)
+    Y = X @ rng.randn(12, 31) + rng.randn(80, 31) * np.logspace(-1, 1, 31)
+    cv = KFold(4).split(X)  # one-shot: every block must see the same folds
+    one = solve_ridge_cv(X, Y, np.logspace(-2, 4, 7), cv=list(KFold(4).split(X)), backend=backend)
+    spread = solve_ridge_cv_on_devices(X, Y, np.logspace(-2, 4, 7), cv=cv, backend=backend,
+                                       devices=[None, None, None])
+    np.testing.assert_array_equal(spread.best_alphas, one.best_alphas)
+    np.testing.assert_allclose(spread.coef, one.coef, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(spread.intercept, one.intercept, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(spread.cv_scores, one.cv_scores, rtol=1e-5)
+
+
+def test_ridge_uses_every_visible_gpu():
+    torch_cuda = pytest.importorskip("himalaya.backend.torch_cuda", exc_type=Exception)
+    from skvem.encoding._devices import visible_gpus
+
+    assert visible_gpus(torch_cuda) == list(range(torch.cuda.device_count()))

@@ -15,8 +15,8 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skvem.encoding._backends import check_backend_name, resolve_backend
+from skvem.encoding._devices import solve_ridge_cv_on_devices
 from skvem.encoding._inputs import check_alphas
-from skvem.encoding._ridge_solver import solve_ridge_cv
 from skvem._utils.validation import check_fmri, check_positive_int, check_unmasked
 from skvem.metrics import pearson_r
 
@@ -221,7 +221,8 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Y, was_1d = check_fmri(y, n_samples=X.shape[0], name="y")
         alphas, backend = self._check_params(shape=(*X.shape, Y.shape[1]))
 
-        result = solve_ridge_cv(
+        # Several visible GPUs share the voxels; otherwise a plain solve.
+        result = solve_ridge_cv_on_devices(
             X, Y, alphas,
             cv=self.cv,
             fit_intercept=self.fit_intercept,
