@@ -8,6 +8,11 @@ Voxelwise-modeling scripts (e.g. the gallantlab voxelwise tutorials) end with
 same per-voxel choice, numpy outputs, and ``score`` is the mean voxel
 correlation so ``cross_val_score`` needs no ``scoring=``. The features can
 come from any skvem featurizer.
+
+To keep a himalaya script exactly as it is (per-voxel R^2 ``score``, arrays of
+the himalaya backend, ``KernelRidgeCV``, ``get_primal_coef``), change its import
+line to ``from skvem.dropin import RidgeCV, KernelRidgeCV`` instead: see the
+"Coming from himalaya" page of the user guide.
 """
 
 # %%
