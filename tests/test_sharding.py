@@ -60,7 +60,7 @@ def _caption_cli(folder, blip_dir, tmp, *extra):
 
 
 def test_shards_in_any_order_then_import_equal_one_process(
-    tmp_path, blip_dir, folder, monkeypatch
+    tmp_path, blip_dir, folder, monkeypatch, capsys
 ):
     whole = tmp_path / "whole.jsonl"
     assert _caption_cli(folder, blip_dir, tmp_path, "--out", str(whole),
@@ -90,6 +90,12 @@ def test_shards_in_any_order_then_import_equal_one_process(
     cap = CaptionTransformer(model=str(blip_dir), max_new_tokens=5, cache_dir=main_cache)
     out = cap.fit_transform(ImageSet.from_folder(folder))
     assert list(out) == [r["caption"] for r in _records(whole)]
+
+    capsys.readouterr()
+    assert main(["cache", "list", "--cache-dir", str(main_cache)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 1 and " caption " in listed[0] and " 11 " in listed[0]
+    assert main(["cache", "list", "--cache-dir", str(tmp_path / "nothing-here")]) == 2
 
     # export of the merged cache round-trips into yet another cache
     assert main(["cache", "export", "--out", str(tmp_path / "all.jsonl"),
