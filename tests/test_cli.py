@@ -265,3 +265,25 @@ def test_algonauts_all_needs_a_subject_folder(tmp_path, capsys):
     assert main(["algonauts", "--root", str(tmp_path / "empty"), "--subjects", "all",
                  "--out", str(tmp_path / "out")]) == 2
     assert "no subject folder (subj01 ... subj08)" in capsys.readouterr().err
+
+
+def test_algonauts_leaderboard_pools_vertices_and_works_without_ceilings():
+    from skvem.app.algonauts_report import format_leaderboard, leaderboard
+
+    def report(subject, lh, rh):
+        parts = {"lh": lh, "rh": rh}
+        parts["all"] = {"n_voxels": lh["n_voxels"] + rh["n_voxels"],
+                        "mean_r": (lh["mean_r"] * lh["n_voxels"] + rh["mean_r"] * rh["n_voxels"])
+                        / (lh["n_voxels"] + rh["n_voxels"])}
+        return {"subject": subject, "hemispheres": parts}
+
+    reports = [report(1, {"n_voxels": 10, "mean_r": 0.2}, {"n_voxels": 30, "mean_r": 0.4}),
+               report(3, {"n_voxels": 30, "mean_r": 0.6}, {"n_voxels": 10, "mean_r": 0.0})]
+    board = leaderboard(reports)
+    assert board["score"] is None  # no noise ceilings: no noise-normalised score
+    assert board["all subjects"]["lh"]["mean_r"] == pytest.approx((0.2 * 10 + 0.6 * 30) / 40)
+    assert board["all subjects"]["all"]["mean_r"] == pytest.approx((2 + 12 + 18 + 0) / 80)
+    table = format_leaderboard(board)
+    assert "mean r (no noise ceiling)" in table
+    assert table.splitlines()[-1].split() == ["all", "subjects", "0.500", "0.300", "0.400"]
+    assert "subj03" in table

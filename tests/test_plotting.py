@@ -77,6 +77,9 @@ def test_roi_subset_missing_rois_and_single_values():
     # One value: no spread, no error bar.
     segs = a.errorbar.lines[2][0].get_segments()
     assert sum(s.size > 0 for s in segs) == 1
+    # NaN values (voxels left out) are dropped, not averaged.
+    fig = plot_roi_scores({"a": {"V1": [1.0, np.nan, 3.0]}})
+    assert fig.axes[0].patches[0].get_height() == 2.0
     with pytest.raises(ValueError, match="unknown ROIs \\['LOC'\\]"):
         plot_roi_scores(scores, rois=["LOC"])
 
@@ -85,7 +88,8 @@ def test_roi_subset_missing_rois_and_single_values():
     ([1, 2], "scores must be a non-empty dict"),
     ({}, "scores must be a non-empty dict"),
     ({"a": [1, 2]}, "scores\\['a'\\] must be a non-empty dict"),
-    ({"a": {"V1": [1.0, np.nan]}}, "scores\\['a'\\]\\['V1'\\]"),
+    ({"a": {"V1": [1.0, np.inf]}}, "scores\\['a'\\]\\['V1'\\] holds infinite"),
+    ({"a": {"V1": [np.nan]}}, "scores\\['a'\\]\\['V1'\\] must hold at least one value"),
     ({"a": {"V1": []}}, "scores\\['a'\\]\\['V1'\\]"),
     ({"a": {"V1": ["x"]}}, "scores\\['a'\\]\\['V1'\\]"),
 ])

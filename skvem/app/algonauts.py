@@ -24,7 +24,7 @@ __all__ = ["AlgonautsJob", "build_llm_vem", "fit_subject", "resolve_subjects"]
 
 # Settings that do not change what a subject's outputs are: a rerun that only
 # changes these resumes instead of refitting.
-_RUN_ONLY = ("subjects", "n_jobs", "device", "verbose")
+_RUN_ONLY = ("subjects", "n_jobs", "device", "verbose", "figures")
 
 
 def build_llm_vem(

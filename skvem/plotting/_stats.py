@@ -98,10 +98,13 @@ def check_nested_scores(scores, *, name, inner):
                 raise ValueError(
                     f"{name}[{model!r}][{key!r}] must be numbers (one per fold or seed)"
                 ) from exc
-            if a.size == 0 or not np.all(np.isfinite(a)):
+            if np.isinf(a).any():
+                raise ValueError(f"{name}[{model!r}][{key!r}] holds infinite values")
+            # NaN marks a value left out (e.g. a voxel with a zero noise ceiling).
+            a = a[~np.isnan(a)]
+            if a.size == 0:
                 raise ValueError(
-                    f"{name}[{model!r}][{key!r}] must hold at least one value, all finite; "
-                    f"got {a.tolist()}"
+                    f"{name}[{model!r}][{key!r}] must hold at least one value that is not NaN"
                 )
             checked[key] = a
         out[str(model)] = checked

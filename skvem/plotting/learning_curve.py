@@ -19,7 +19,7 @@ def plot_learning_curve(curves, *, confidence=0.95, xlabel="training images", yl
     ----------
     curves : dict of str -> dict of int -> array-like
         ``{model: {n_train: values}}``: one score per fold or seed for every
-        model and training-set size.
+        model and training-set size. NaN values are left out.
     confidence : float, default=0.95
         Coverage of the bands: Student-t intervals of the mean over the values
         (see :func:`~skvem.plotting.mean_confidence_interval`). A size with a
@@ -77,7 +77,7 @@ def plot_learning_curve(curves, *, confidence=0.95, xlabel="training images", yl
     ax.set_ylabel(ylabel)
     if title is not None:
         ax.set_title(title, loc="left")
-    ax.annotate(f"bands: {100 * confidence:g}% t-interval of the mean", xy=(1, 1.01),
-                xycoords="axes fraction", ha="right", va="bottom", fontsize="x-small", color="0.35")
+    ax.set_title(f"bands: {100 * confidence:g}% t-interval", loc="right", fontsize="x-small",
+                 color="0.35")
     ax.legend(frameon=False, fontsize="small")
     return fig

@@ -19,7 +19,8 @@ def plot_roi_scores(scores, *, rois=None, confidence=0.95, ylabel="score", title
         ``{model: {roi: values}}``: one score per fold, seed or subject for
         every model and ROI, e.g. the per-fold noise-normalised scores of
         :func:`~skvem.metrics.algonauts_score_voxels` averaged over each ROI's
-        voxels. A model may lack an ROI (no bar is drawn there).
+        voxels. A model may lack an ROI (no bar is drawn there). NaN values
+        are left out (e.g. voxels with a zero noise ceiling).
     rois : list of str, optional
         ROIs to draw, in this order; default every ROI in ``scores``, in the
         order they first appear.
@@ -84,9 +85,8 @@ def plot_roi_scores(scores, *, rois=None, confidence=0.95, ylabel="score", title
     n_text = f"n = {n[0]}" if len(n) == 1 else f"n = {n[0]}-{n[-1]}"
     if title is not None:
         ax.set_title(title, loc="left")
-    ax.annotate(f"error bars: {100 * confidence:g}% t-interval of the mean ({n_text})",
-                xy=(1, 1.01), xycoords="axes fraction", ha="right", va="bottom", fontsize="x-small",
-                color="0.35")
+    ax.set_title(f"bars: {100 * confidence:g}% t-interval, {n_text}", loc="right",
+                 fontsize="x-small", color="0.35")
     if len(scores) > 1:
         ax.legend(frameon=False, fontsize="small")
     return fig
