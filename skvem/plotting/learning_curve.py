@@ -76,8 +76,7 @@ def plot_learning_curve(curves, *, confidence=0.95, xlabel="training images", yl
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title is not None:
-        ax.set_title(title, loc="left")
-    ax.set_title(f"bands: {100 * confidence:g}% t-interval", loc="right", fontsize="x-small",
-                 color="0.35")
-    ax.legend(frameon=False, fontsize="small")
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small",
+              title=f"bands: {100 * confidence:g}% t-interval", title_fontsize="x-small")
     return fig

@@ -84,9 +84,10 @@ def plot_roi_scores(scores, *, rois=None, confidence=0.95, ylabel="score", title
     n = sorted({v.size for per_roi in scores.values() for v in per_roi.values()})
     n_text = f"n = {n[0]}" if len(n) == 1 else f"n = {n[0]}-{n[-1]}"
     if title is not None:
-        ax.set_title(title, loc="left")
-    ax.set_title(f"bars: {100 * confidence:g}% t-interval, {n_text}", loc="right",
-                 fontsize="x-small", color="0.35")
+        ax.set_title(title)
+    # Under the ROI names, where no title or legend can collide with it.
+    ax.set_xlabel(f"error bars: {100 * confidence:g}% t-interval of the mean, {n_text}",
+                  fontsize="x-small", color="0.35")
     if len(scores) > 1:
         ax.legend(frameon=False, fontsize="small")
     return fig
