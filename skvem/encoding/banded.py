@@ -132,8 +132,14 @@ class BandedVoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     Each candidate weight vector costs one :class:`~skvem.VoxelRidgeCV`-like
     sweep over the alphas (``skvem.encoding._ridge_solver.solve_ridge_cv``),
-    so a fit costs about ``n_iter`` ridge fits. See
-    ``benchmarks/bench_banded.py`` for the comparison with himalaya.
+    so a fit costs about ``n_iter`` ridge fits. Measured with
+    ``benchmarks/bench_banded.py`` (2 shared CPU cores, one thread each,
+    same candidates for all): X 2000 x (256 + 256) -> 20000 voxels,
+    ``n_iter=5``: 2.2x faster than himalaya's ``BandedRidgeCV`` with 0.33x its
+    peak memory, the same per-space penalties for 99.93% of the voxels. With
+    more features than samples (500 x (1024 + 1024) -> 2000 voxels) it was
+    3.7x faster than ``BandedRidgeCV``, and as fast as himalaya's
+    ``MultipleKernelRidgeCV`` (which was 4% faster, with 0.64x the memory).
 
     Examples
     --------
