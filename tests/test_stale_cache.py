@@ -103,3 +103,34 @@ def test_ordered_caption_sequences_are_accepted(make):
 
     out = CaptionTransformer(model=captioner, cache_dir=False, batch_size=3).fit_transform(IMAGES)
     assert list(out) == ["a", "b", "c"]
+
+
+def test_a_checkpoint_overwritten_at_the_same_path_is_reloaded(tmp_path):
+    # issue 13 item 1c: the in-process model memo is keyed by the file's identity
+    import os
+
+    from skvem import ImageFeaturizer
+    from skvem.testing.backbones import random_images, tiny_timm_checkpoint
+
+    images = random_images(3, size=32)
+    name, ckpt = tiny_timm_checkpoint(str(tmp_path), seed=0)
+    feat = ImageFeaturizer(backbone=name, pretrained=ckpt, cache_dir=False, device="cpu")
+    first = feat.fit_transform(images)
+    again = ImageFeaturizer(backbone=name, pretrained=ckpt, cache_dir=False, device="cpu")
+    np.testing.assert_array_equal(again.fit_transform(images), first)
+    stat = os.stat(ckpt)
+    tiny_timm_checkpoint(str(tmp_path), seed=1)  # new weights, same path
+    os.utime(ckpt, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # even within one tick
+    fresh = ImageFeaturizer(backbone=name, pretrained=ckpt, cache_dir=False, device="cpu")
+    assert not np.allclose(fresh.fit_transform(images), first)
+
+
+def test_local_stamp_follows_files_and_ignores_names(tmp_path):
+    from skvem._utils.hub import local_stamp
+
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"a")
+    before = local_stamp("timm:resnet18", str(ckpt), f"hf:{tmp_path}")
+    assert before[0] is None and before[1] is not None and before[2] is not None
+    ckpt.write_bytes(b"bb")
+    assert local_stamp("timm:resnet18", str(ckpt), f"hf:{tmp_path}") != before

@@ -47,6 +47,7 @@ __all__ = [
     "folder_fingerprint",
     "path_stamp",
     "memoized",
+    "local_stamp",
     "release_models",
 ]
 
@@ -374,6 +375,30 @@ def path_stamp(path) -> tuple:
         st = p.stat()
         return ((p.name, st.st_size, st.st_mtime_ns),)
     return tuple((rel, size, mtime) for rel, _, size, mtime in _files_below(p))
+
+
+def local_stamp(*specs) -> tuple:
+    """:func:`path_stamp` of every spec that names a local file or folder.
+
+    ``specs`` are model strings as users write them (``"/ckpt.pt"``,
+    ``"hf:/models/dino"``, ``"local-dir:/models/clip"``); family and
+    ``local-dir:`` prefixes are stripped. A memo keyed by a path alone would
+    keep serving a checkpoint overwritten at the same path; with this in the
+    key it reloads.
+    """
+    stamps = []
+    for spec in specs:
+        if not isinstance(spec, (str, os.PathLike)):
+            continue
+        text = os.fspath(spec)
+        for candidate in (text, text.split(":", 1)[-1], text.rsplit(":", 1)[-1]):
+            path = Path(candidate).expanduser()
+            if candidate and path.exists():
+                stamps.append(path_stamp(path))
+                break
+        else:
+            stamps.append(None)
+    return tuple(stamps)
 
 
 def folder_fingerprint(folder) -> str:

@@ -154,11 +154,13 @@ class ImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                                     seed=seed, owner=type(self).__name__)
 
         if isinstance(self.backbone, str) and self.backbone != "small-cnn" and self.pretrained not in (None, False):
-            from skvem._utils.hub import memoized
+            from skvem._utils.hub import local_stamp, memoized
 
             # Frozen pretrained weights are never modified: the clones that
-            # cross-validation makes share one loaded copy.
-            return memoized("image-backbone", (self.backbone, str(self.pretrained)), load)
+            # cross-validation makes share one loaded copy; a checkpoint
+            # rewritten at the same path is a new key (its size and mtime).
+            key = (self.backbone, str(self.pretrained), local_stamp(self.backbone, self.pretrained))
+            return memoized("image-backbone", key, load)
         return load()
 
     def _loaded(self):
