@@ -4,7 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_texts"]
+__all__ = ["check_texts", "check_unicode"]
+
+
+def check_unicode(text: str, where: str) -> str:
+    """Refuse a string that is not valid Unicode text (a lone surrogate such as ``"\\ud800"``).
+
+    Such strings come from broken decoding (``surrogateescape``, JSON with a
+    half escape pair); sqlite, tokenizers and UTF-8 files cannot hold them.
+    Rather than changing the text silently, the error names where it is.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} is not valid Unicode text: it holds the lone surrogate "
+            f"{text[exc.start]!r} at character {exc.start}; repair it, e.g. with "
+            "text.encode('utf-8', 'replace').decode('utf-8')"
+        ) from None
+    return text
 
 
 def check_texts(X, *, owner="this estimator") -> list:
@@ -29,7 +49,8 @@ def check_texts(X, *, owner="this estimator") -> list:
         For a bare string, or any element that is not a ``str`` (the message
         names its index and type).
     ValueError
-        For arrays with more than one column.
+        For arrays with more than one column, or a caption that is not valid
+        Unicode (a lone surrogate; the message names its index).
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(
@@ -66,4 +87,5 @@ def check_texts(X, *, owner="this estimator") -> list:
                 f"{owner} expects every caption to be a str; caption {i} is "
                 f"{type(text).__name__} ({text!r:.60})"
             )
+        check_unicode(text, f"{owner}: caption {i}")
     return [str(t) for t in items]

@@ -9,6 +9,7 @@ from numbers import Integral
 import numpy as np
 from PIL import Image
 
+from skvem._utils.text_validation import check_unicode
 from skvem.images._decode import IMAGE_EXTENSIONS, ImageLoadError
 from skvem.images._sources import _HDF5Source, make_source
 
@@ -68,6 +69,8 @@ def _optional_column(values, n, name):
                     f"captions[{i}] is a {type(v).__name__} ({v!r}); expected a str, or None "
                     "for an image without caption"
                 )
+            if v is not None:
+                check_unicode(v, f"captions[{i}]")
     elif missing:
         shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
         raise ValueError(

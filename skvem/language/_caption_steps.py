@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from skvem._utils.cache import lookup, namespace_key
+from skvem._utils.text_validation import check_unicode
 from skvem.images import ImageSet
 
 __all__ = ["CaptionPlan", "check_captions", "precomputed_captions"]
@@ -116,7 +117,8 @@ def check_captions(captions, n, name):
     captions = list(captions)
     if len(captions) != n:
         raise ValueError(f"captioner {name!r} returned {len(captions)} captions for {n} images")
-    for c in captions:
+    for i, c in enumerate(captions):
         if not isinstance(c, str):
             raise TypeError(f"captioner {name!r} returned a {type(c).__name__}, not a str")
+        check_unicode(c, f"captioner {name!r}: caption {i} of its batch")
     return [str(c) for c in captions]
