@@ -414,6 +414,10 @@ def resolve_cache(cache_dir) -> DiskCache | None:
     if cache_dir is None or cache_dir is True:
         return DiskCache(default_cache_dir())
     if isinstance(cache_dir, (str, os.PathLike)):
+        try:
+            os.fsencode(cache_dir)
+        except UnicodeEncodeError:
+            raise ValueError(f"cache_dir {cache_dir!r} is not a valid file name here") from None
         return DiskCache(cache_dir)
     raise ValueError(f"cache_dir must be None, False or a folder path; got {cache_dir!r}")
 

@@ -73,6 +73,11 @@ def check_texts(X, *, owner="this estimator") -> list:
         elif X.ndim != 1:
             raise ValueError(f"{owner} expects captions shaped (n,) or (n, 1); got shape {X.shape}")
         items = X.tolist()
+    elif isinstance(X, (dict, set, frozenset)):
+        raise TypeError(
+            f"{owner} expects an ordered sequence of captions (one per image), got a "
+            f"{type(X).__name__}, whose order is not the images'"
+        )
     else:
         try:
             items = list(X)

@@ -29,7 +29,7 @@ def resolve_device(device="auto"):
     """
     import torch
 
-    if device is None or device == "auto":
+    if device is None or (isinstance(device, str) and device == "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
@@ -38,7 +38,7 @@ def resolve_device(device="auto"):
         return torch.device("cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:N]' or 'mps'; got {device!r}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but CUDA is not available; use device='auto' or 'cpu'")

@@ -93,14 +93,26 @@ def write_algonauts_submission(out_dir, subject, predictions, hemisphere_slices,
     (4, 4)
     """
     subject = _subject_number(subject)
-    pred = np.asarray(predictions)
-    if pred.ndim != 2:
+    if np.ma.isMaskedArray(predictions):
+        raise ValueError(
+            "predictions is a masked array; every test vertex needs a value: fill the masked "
+            "ones first (predictions.filled(...))"
+        )
+    try:
+        pred = np.asarray(predictions)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"predictions must be a 2-D array (n_test, n_vertices): {exc}") from None
+    if pred.ndim != 2 or 0 in pred.shape:
         raise ValueError(f"predictions must be 2-D (n_test, n_vertices); got shape {pred.shape}")
-    if not np.issubdtype(pred.dtype, np.number):
-        raise ValueError(f"predictions must be numeric; got dtype {pred.dtype}")
-    pred = pred.astype(np.float32)
+    if not (np.issubdtype(pred.dtype, np.number) or pred.dtype == bool) or np.iscomplexobj(pred):
+        raise ValueError(f"predictions must be real numbers; got dtype {pred.dtype}")
     if not np.all(np.isfinite(pred)):
         raise ValueError("predictions contain NaN or infinite values")
+    if pred.size and np.abs(pred).max() > np.finfo(np.float32).max:
+        raise ValueError(
+            f"predictions reach {np.abs(pred).max():.3g}, beyond float32 (the submission format)"
+        )
+    pred = pred.astype(np.float32)
     lh_slice, rh_slice = _hemisphere_slices(hemisphere_slices, pred.shape[1])
     lh, rh = pred[:, lh_slice], pred[:, rh_slice]
     if strict:

@@ -148,7 +148,7 @@ def resolve_backend(backend, shape=None):
     """
     if not isinstance(backend, str) and hasattr(backend, "name"):
         return backend
-    if backend == "torch_mps":
+    if isinstance(backend, str) and backend == "torch_mps":
         raise ValueError(
             "backend='torch_mps' is not supported: the decompositions run in "
             "float64, which MPS lacks; use backend='torch' (CPU)."
@@ -171,7 +171,7 @@ def resolve_backend(backend, shape=None):
 
 def check_backend_name(backend):
     """Raise the ``ValueError`` of :func:`resolve_backend` without loading anything."""
-    if backend == "auto":
+    if isinstance(backend, str) and backend == "auto":
         return
     resolve_backend(backend)
 

@@ -178,7 +178,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         alphas = check_alphas(self.alphas)
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise ValueError(f"fit_intercept must be True or False; got {self.fit_intercept!r}.")
-        if self.solver not in _SOLVERS:
+        if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}.")
         if isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool) and self.cv < 2:
             raise ValueError(f"cv must be at least 2 folds; got cv={self.cv}.")

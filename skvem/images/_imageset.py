@@ -226,7 +226,10 @@ class ImageSet:
         if isinstance(key, slice):
             index = self._index[key]
         else:
-            key = np.asarray(key)
+            try:
+                key = np.asarray(key)
+            except (ValueError, TypeError):
+                key = np.asarray(None)  # ragged or odd: refused below as an object index
             if key.dtype == bool:
                 if key.shape != (len(self),):
                     raise IndexError(
@@ -240,7 +243,10 @@ class ImageSet:
                     raise IndexError("index arrays must be one-dimensional")
                 index = self._index[key]
             else:
-                raise IndexError(f"cannot index an ImageSet with {key.dtype} values")
+                raise IndexError(
+                    f"cannot index an ImageSet with {key.dtype} values; use an int, a slice, an "
+                    "integer index array or a boolean mask"
+                )
         view = ImageSet.__new__(ImageSet)
         view._source = self._source
         view._index = index

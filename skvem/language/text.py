@@ -36,7 +36,7 @@ class _TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _check_params(self):
         name = type(self).__name__
-        if self.long_text not in LONG_TEXT_OPTIONS:
+        if not isinstance(self.long_text, str) or self.long_text not in LONG_TEXT_OPTIONS:
             raise ValueError(
                 f"{name}: long_text must be one of {LONG_TEXT_OPTIONS}; got {self.long_text!r}"
             )

@@ -39,3 +39,5 @@ def check_common(est):
     check_int("num_workers", est.num_workers, 0)
     if est.image_size is not None:
         check_int("image_size", est.image_size, 16)
+        if est.image_size > 8192:  # beyond any backbone's input; PIL overflows further up
+            raise ValueError(f"image_size must be at most 8192 pixels; got {est.image_size!r}")

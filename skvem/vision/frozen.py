@@ -141,7 +141,7 @@ class ImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         from skvem.vision.backbones import POOLINGS
 
         check_common(self)
-        if self.pooling not in POOLINGS:
+        if not isinstance(self.pooling, str) or self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}; got {self.pooling!r}")
         if self.layer is not None and not isinstance(self.layer, str):
             raise ValueError(f"layer must be None or a module name (str); got {self.layer!r}")

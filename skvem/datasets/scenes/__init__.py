@@ -133,6 +133,10 @@ al. (2013) J. Neurophysiol. 110, 481-494. Kriegeskorte et al. (2008) Neuron
 # ---------------------------------------------------------------------------
 
 
+# A make_scenes call larger than this is a typo, not an experiment.
+_MAX_BYTES = 256 * 2**30
+
+
 def _check_int(value, name, low):
     if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
@@ -474,6 +478,15 @@ def make_scenes(
     if max_objects > 4:
         raise ValueError(f"max_objects must be between 1 and 4; got {max_objects}")
     n_reference = _check_int(n_reference, "n_reference", 50)
+    # Pixels and single trials are held in memory: refuse what cannot fit
+    # before drawing anything, rather than failing deep inside numpy.
+    needed = n_images * (image_size**2 * 3 + n_repeats * 4 * 1000)
+    if needed > _MAX_BYTES:
+        raise ValueError(
+            f"n_images={n_images} at image_size={image_size} and n_repeats={n_repeats} needs "
+            f"about {needed / 2**30:.3g} GiB in memory (at most {_MAX_BYTES / 2**30:.0f} GiB); "
+            "draw fewer or smaller scenes"
+        )
     categories = _check_categories(categories)
     counts = _check_n_voxels(n_voxels)
     snr_ranges = _check_snr(snr)
