@@ -199,7 +199,10 @@ def check_noise_ceiling(noise_ceiling, n_voxels, *, name="noise_ceiling", ref_na
     (fractions given instead of percent). Shared by the scores here and
     :mod:`skvem.analysis`.
     """
-    nc = np.asarray(check_unmasked(noise_ceiling, name=name), dtype=np.float64)
+    try:
+        nc = np.asarray(check_unmasked(noise_ceiling, name=name), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number or an array of numbers (percent): {exc}") from None
     if nc.ndim == 0:  # one ceiling for every voxel
         nc = np.full(n_voxels, float(nc))
     nc = nc.reshape(-1)

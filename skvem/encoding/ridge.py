@@ -29,6 +29,21 @@ DEFAULT_ALPHAS = (1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6)
 _SOLVERS = ("auto", "primal", "kernel")
 
 
+def _validated_X(est, X, *, reset):
+    # Some of sklearn's messages ("could not convert string to float",
+    # "float() argument must be ...") do not say which argument was wrong.
+    if isinstance(X, (str, bytes)):
+        raise ValueError(
+            f"X must be an array (n_samples, n_features); got the {type(X).__name__} {X!r:.40}."
+        )
+    try:
+        return validate_data(est, check_unmasked(X, name="X"), reset=reset, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        if "X" in str(exc) or type(exc) not in (TypeError, ValueError):
+            raise
+        raise type(exc)(f"X must be a numeric array (n_samples, n_features): {exc}") from exc
+
+
 class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge regression with one alpha per voxel, chosen by cross-validation.
 
@@ -210,7 +225,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             infinite values, 3-D or empty ``y``, or ``X`` and ``y`` of
             different lengths.
         """
-        X = validate_data(self, check_unmasked(X, name="X"), reset=True, dtype=np.float32)
+        X = _validated_X(self, X, reset=True)
         if y is None:
             raise ValueError(
                 f"This {type(self).__name__} estimator requires y to be passed, "
@@ -259,7 +274,7 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Predicted responses; 1-D if the model was fitted on a 1-D ``y``.
         """
         check_is_fitted(self)
-        X = validate_data(self, check_unmasked(X, name="X"), reset=False, dtype=np.float32)
+        X = _validated_X(self, X, reset=False)
         y_pred = X @ self.coef_
         y_pred += np.float32(self.intercept_) if np.ndim(self.intercept_) == 0 else self.intercept_
         return y_pred
@@ -281,6 +296,8 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             a 1-D ``y``.
         """
         y_pred = self.predict(X)
+        if y is None or np.ndim(y) == 0:
+            raise ValueError(f"y must be an array (n_samples, n_voxels); got {y!r:.40}.")
         n_out = 1 if y_pred.ndim == 1 else y_pred.shape[1]
         n_voxels = 1 if np.ndim(y) == 1 else np.shape(y)[-1]
         if n_out != n_voxels:
