@@ -69,3 +69,21 @@ print(f"himalaya RidgeCV: mean r = {r_himalaya.mean():.4f} ({himalaya_seconds:.2
 print(f"skvem VoxelRidgeCV: mean r = {r_skvem.mean():.4f} ({skvem_seconds:.2f} s)")
 print(f"same alpha for {100 * same_alpha:.1f}% of voxels; "
       f"largest prediction difference {np.abs(r_skvem - r_himalaya).max():.2e} in r")
+
+# %%
+# The two side by side: every voxel's test correlation, and the alpha each
+# chose for it.
+import matplotlib.pyplot as plt
+
+fig, (ax_r, ax_alpha) = plt.subplots(1, 2, figsize=(8, 3.6), layout="constrained")
+ax_r.scatter(r_himalaya, r_skvem, s=8, alpha=0.6)
+limits = [min(r_himalaya.min(), r_skvem.min()), max(r_himalaya.max(), r_skvem.max())]
+ax_r.plot(limits, limits, color="0.4", linewidth=0.8)
+ax_r.set(xlabel="himalaya RidgeCV: test r", ylabel="skvem VoxelRidgeCV: test r",
+         title="per voxel")
+bins = np.arange(-2.5, 7.5)
+ax_alpha.hist([np.log10(np.asarray(himalaya_model[-1].best_alphas_)),
+               np.log10(skvem_model[-1].best_alphas_)], bins=bins,
+              label=["himalaya", "skvem"])
+ax_alpha.set(xlabel="log10 alpha chosen", ylabel="voxels", title="per-voxel alpha")
+ax_alpha.legend(frameon=False)
