@@ -230,3 +230,17 @@ def test_solver_recovers_a_noise_space():
     assert np.all(res.deltas[0] > res.deltas[1] + 2)
     assert res.coef.shape == (34, 6) and res.cv_scores.shape == (10, 6)
     assert np.abs(res.coef[4:]).max() < 0.1 * np.abs(res.coef[:4]).max()
+
+
+def test_whole_brain_voxel_count_in_bounded_batches():
+    # 40k+ voxels go through the target batches; each voxel's fit is the one
+    # it gets alone (batches change nothing but memory).
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((60, 3)).astype(np.float32) for _ in range(2)]
+    Y = (Xs[0] @ rng.standard_normal((3, 41000)) + rng.standard_normal((60, 41000)))
+    Y = Y.astype(np.float32)
+    big = _model(n_iter=2, n_targets_batch=8192).fit(Xs, Y)
+    small = _model(n_iter=2).fit(Xs, Y[:, -50:])
+    np.testing.assert_allclose(big.deltas_[:, -50:], small.deltas_)
+    np.testing.assert_allclose(big.coef_[:, -50:], small.coef_, rtol=1e-4, atol=1e-6)
+    assert big.predict(Xs).shape == (60, 41000)
