@@ -349,3 +349,21 @@ def test_garbage_fmri_file_names_the_file(fake):
         f.write(b"\x93NUMPY garbage")
     with pytest.raises(ValueError, match=r"rh_training_fmri\.npy.*rh training fMRI.*not a readable"):
         load_algonauts2023(root, 2)
+
+
+def test_a_validation_fraction_too_small_fails_before_any_fit(fake, tmp_path, monkeypatch, capsys):
+    # issue 13 item 11: `skvem algonauts --validation-fraction 0.01` on a small split
+    import skvem.app.algonauts as job_module
+    from skvem.app.cli import main
+
+    root, _ = fake
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built before the split was checked")
+
+    monkeypatch.setattr(job_module, "build_llm_vem", no_model)
+    code = main(["algonauts", "--root", str(root), "--subject", "2", "--out", str(tmp_path / "o"),
+                 "--validation-fraction", "0.01", "--no-figures"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "validation_fraction=0.01 of 12 training images leaves 1 for validation" in err

@@ -118,6 +118,27 @@ def resolve_subjects(root, subjects) -> tuple[int, ...]:
     return tuple(numbers)
 
 
+def validation_size(n, fraction) -> int:
+    """Images held out of ``n`` for the report; ``ValueError`` when a part gets under 2."""
+    n_val = max(1, int(round(fraction * n)))
+    if n_val < 2 or n - n_val < 2:
+        raise ValueError(
+            f"validation_fraction={fraction} of {n} training images leaves {n_val} for "
+            f"validation and {n - n_val} for training; both need at least 2"
+        )
+    return n_val
+
+
+def _check_split_sizes(root, subjects, fraction):
+    """Fail before any fitting when a subject's training split cannot be split as asked."""
+    from skvem.datasets._algonauts import _image_list, _subject_dir
+
+    for s in subjects:
+        folder = os.path.join(_subject_dir(root, s), "training_split", "training_images")
+        if os.path.isdir(folder):  # a missing folder is the loader's (named) error
+            validation_size(len(_image_list(folder, "train")[0]), fraction)
+
+
 @dataclass
 class AlgonautsJob:
     """Hold out part of each subject's training split, score it, then predict the test split.
@@ -166,7 +187,9 @@ class AlgonautsJob:
             )
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0:
             raise ValueError(f"n_jobs must be a non-zero integer (-1: all cores); got {self.n_jobs!r}")
-        return resolve_subjects(self.root, self.subjects)
+        subjects = resolve_subjects(self.root, self.subjects)
+        _check_split_sizes(self.root, subjects, self.validation_fraction)
+        return subjects
 
     def run(self, out) -> str:
         """Fit every unfinished subject, then write the leaderboard and the zip; return a table."""
@@ -272,13 +295,8 @@ def fit_subject(job: AlgonautsJob, subject: int, out) -> dict:
     data = load_algonauts2023(job.root, subject)
     n = len(data.images)
     order = np.random.default_rng(job.seed).permutation(n)
-    n_val = max(1, int(round(job.validation_fraction * n)))
+    n_val = validation_size(n, job.validation_fraction)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if val.size < 2 or train.size < 2:
-        raise ValueError(
-            f"validation_fraction={job.validation_fraction} of {n} training images leaves "
-            f"{val.size} for validation and {train.size} for training; both need at least 2"
-        )
     model = build_llm_vem(
         backbone=job.backbone, pretrained=job.pretrained, captioner=job.captioner,
         prompt=job.prompt, max_new_tokens=job.max_new_tokens, text_model=job.text_model,
