@@ -272,3 +272,10 @@ def test_the_lock_timeout_is_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("SKVEM_CACHE_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="SKVEM_CACHE_TIMEOUT"):
         DiskCache(tmp_path).count()
+
+
+def test_a_lone_surrogate_is_refused_naming_the_entry(tmp_path):
+    cache = DiskCache(tmp_path)
+    with pytest.raises(ValueError, match=r"cache entry 'fp1'.*lone surrogate"):
+        cache.put_many("ns", {"fp0": "fine", "fp1": "bad \ud800"})
+    assert cache.count() == 0  # nothing of the batch was written

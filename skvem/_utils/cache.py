@@ -45,6 +45,7 @@ from pathlib import Path
 
 from skvem._utils import _cache_faults as faults
 from skvem._utils._cache_faults import CacheCorruptError, CacheError, CacheLockedError
+from skvem._utils.text_validation import check_unicode
 
 __all__ = [
     "DiskCache",
@@ -328,6 +329,9 @@ class DiskCache:
         """Store ``{key: value}`` (``str`` or ``bytes`` values) in one transaction."""
         if not items:
             return
+        for k, v in items.items():  # sqlite cannot store a lone surrogate: say which entry
+            if isinstance(v, str):
+                check_unicode(v, f"the cache entry {k!r}")
         rows = [(namespace, k, v) for k, v in items.items()]
         self._call(
             lambda conn: self._transaction(
