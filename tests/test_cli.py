@@ -41,25 +41,45 @@ def test_python_dash_m_runs(tmp_path):
 def test_bad_demo_settings_are_one_line(capsys):
     assert main(["demo", "--folds", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "skvem demo: error: --folds must be at least 2, got 1"
+    assert err == "skvem demo: error: --folds must be an integer >= 2; got 1."
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs must be an integer >= 1"),
+    (["--n-images", "20", "--folds", "2"], "--n-images=20 is too small for --folds=2"),
+    (["--alignment-weight", "0"], "--alignment-weight must be a finite number > 0"),
+    (["--seed", "-3"], "--seed must be an integer >= 0"),
+])
+def test_demo_checks_every_setting_before_any_model_runs(argv, message, capsys, monkeypatch, tmp_path):
+    import skvem.datasets
+
+    monkeypatch.setattr(skvem.datasets, "make_scenes", lambda *a, **k: pytest.fail("work started"))
+    assert main(["demo", *argv, "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--n-images", "60", "--folds", "2", "--epochs", "1",
+    code = main(["demo", "--n-images", "46", "--folds", "2", "--epochs", "1",
                  "--no-progress", "--out", str(out)])
     assert code == 0
     table = capsys.readouterr().out
-    for row in ("frozen", "trained, no language", "LLM-aligned", "oracle", "noise ceiling"):
+    models = ["frozen (pretrained)", "fine-tuned, no language", "fine-tuned + language",
+              "shuffled descriptions", "oracle"]
+    for row in models + ["noise ceiling", "alignment (language - no language)"]:
         assert row in table
     results = json.loads((out / "results.json").read_text())
-    assert set(results["models"]) == {"frozen", "trained, no language", "LLM-aligned", "oracle"}
+    assert list(results["models"]) == models
     for entry in results["models"].values():
         assert set(entry["scores"]) == {"early", "color", "category", "semantic", "all"}
         assert all(len(v) == 2 and np.all(np.isfinite(v)) for v in entry["scores"].values())
-    # The oracle sees the generative latents: it must beat the frozen random CNN.
-    oracle = np.mean(results["models"]["oracle"]["scores"]["all"])
-    assert oracle > np.mean(results["models"]["frozen"]["scores"]["all"])
+    # The effects are the per-fold paired differences of the same folds.
+    m = results["models"]
+    for label, a, b in (("alignment (language - no language)", "fine-tuned + language", "fine-tuned, no language"),
+                        ("pairing (language - shuffled)", "fine-tuned + language", "shuffled descriptions")):
+        np.testing.assert_allclose(results["effects"][label]["category"],
+                                   np.subtract(m[a]["scores"]["category"], m[b]["scores"]["category"]))
+    assert "from scratch: language - no language" not in results["effects"]
     assert (out / "results.png").stat().st_size > 1000
 
 

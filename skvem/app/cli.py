@@ -16,7 +16,7 @@ from skvem.app._common import CommandError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``.
-COMMANDS = ("demo", "caption", "cache", "algonauts")
+COMMANDS = ("demo", "caption", "cache", "algonauts", "pretrain-scenes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     for name in COMMANDS:
-        importlib.import_module(f"skvem.app.cmd_{name}").add_parser(sub)
+        importlib.import_module(f"skvem.app.cmd_{name.replace('-', '_')}").add_parser(sub)
     return parser
 
 

@@ -16,8 +16,11 @@ Every image step of skvem names its image encoder the same way:
     A transformers vision model (ViT, DINOv2, ConvNeXt, ...) or the vision
     tower of a dual encoder (CLIP, SigLIP, ...), from the hub or a folder.
 ``"small-cnn"``
-    A small randomly initialised CNN (:class:`SmallCNN`), for CPU demos and
-    tests.
+    A small CNN (:class:`SmallCNN`) for CPU demos and tests: randomly
+    initialised (``pretrained="auto"`` or ``None``), or pretrained CLIP-style
+    on synthetic scenes against sentence embeddings of their descriptions
+    (``pretrained="scenes"``, shipped with skvem; or a file written by
+    ``skvem pretrain-scenes``): the laptop stand-in for EVA02-CLIP.
 a :class:`torch.nn.Module`
     Any module mapping ``(B, 3, H, W)`` to features.
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from skvem.vision.backbones._base import Backbone, Preprocess, _resize_crop, _seeded
+from skvem.vision.backbones._base import Backbone, Preprocess, _file_identity, _resize_crop, _seeded
 
-__all__ = ["SmallCNN", "small_cnn_backbone"]
+__all__ = ["SCENES_WEIGHTS", "SmallCNN", "small_cnn_backbone"]
 
 
 class SmallCNN(nn.Module):
@@ -52,31 +55,52 @@ class SmallCNN(nn.Module):
         return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
 
 
+# The CLIP-style pretraining of the small CNN that ships with skvem, made by
+# ``skvem pretrain-scenes`` (skvem.app.pretrain_scenes) from a reserved world.
+SCENES_WEIGHTS = Path(__file__).parent / "weights" / "small_cnn_scenes.pt"
+
+
 def _pretrained_weights(pretrained):
-    """The state dict that ``pretrained`` names, or None for a random initialisation.
+    """``(state_dict, path)`` of the weights ``pretrained`` names, or None for a random initialisation.
 
     The one place where ``pretrained`` of ``"small-cnn"`` is interpreted:
-    shipped weights (e.g. ``"scenes"``) are to be loaded here.
+    ``"scenes"`` (or True) is the shipped language-pretrained CNN, a path is
+    a file written by ``skvem pretrain-scenes``.
     """
     if pretrained in (None, False, "auto"):
         return None
-    raise ValueError(
-        "'small-cnn' has no pretrained weights: use pretrained='auto' or None (random "
-        "initialisation seeded by random_state)"
-    )
+    if pretrained is True or pretrained == "scenes":
+        path = SCENES_WEIGHTS
+    elif isinstance(pretrained, (str, os.PathLike)) and os.path.isfile(pretrained):
+        path = Path(pretrained)
+    else:
+        raise ValueError(
+            f"pretrained={pretrained!r} for 'small-cnn' must be 'scenes' (the shipped "
+            "language-pretrained weights), a weights file written by `skvem pretrain-scenes`, "
+            "or 'auto'/None (random initialisation seeded by random_state)"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return (state.get("state_dict", state) if isinstance(state, dict) else state), path
 
 
 def small_cnn_backbone(pretrained, image_size, seed) -> Backbone:
     """Build ``"small-cnn"`` at ``image_size`` px (default 64), seeded by ``seed``."""
-    state = _pretrained_weights(pretrained)
+    loaded = _pretrained_weights(pretrained)
     size = 64 if image_size is None else int(image_size)
     if size < 16:
         raise ValueError(f"image_size must be >= 16 for 'small-cnn'; got {image_size}")
     module = _seeded(seed, lambda: SmallCNN())
-    if state is not None:  # pragma: no cover - no weights ship yet
-        module.load_state_dict(state)
-    source = {"seed": seed} if state is None else {"weights": str(pretrained)}
-    identity = {"family": "small-cnn", "widths": [32, 64, 96, 128], **source}
+    identity = {"family": "small-cnn", "widths": [32, 64, 96, 128], "seed": seed}
+    weights = "random"
+    if loaded is not None:
+        state, path = loaded
+        try:
+            module.load_state_dict(state)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"pretrained={os.fspath(pretrained)!r} is not a SmallCNN weights file: "
+                             f"{str(exc).splitlines()[0]}") from exc
+        identity = {"family": "small-cnn", "widths": [32, 64, 96, 128], "weights": _file_identity(path)}
+        weights = "pretrained"
     geo = _resize_crop(size)
     pre = Preprocess(geo, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), " ".join(repr(geo).split()))
-    return Backbone(module, module, pre, "small-cnn", "random" if state is None else "pretrained", identity)
+    return Backbone(module, module, pre, "small-cnn", weights, identity)
