@@ -218,7 +218,7 @@ def summarise(done, cfg, lr_scale):
         name = (spec["regime"], spec["arm"], spec["weight"])
         rows.setdefault(name, {})[(spec["world"], spec["fold"])] = done[key]["scores"]
     rois = list(next(iter(rows.values())).values())[0]
-    scores, gains, sweep = {}, {}, {}
+    scores, gains, values, sweep = {}, {}, {}, {}
     for (regime, arm, weight), cells in rows.items():
         label = f"{regime}/{arm}" + (f" (w={weight})" if arm == "minilm" and weight != cfg["weight"] else "")
         scores[label] = {roi: [c[roi] for c in cells.values()] for roi in rois}
@@ -227,6 +227,7 @@ def summarise(done, cfg, lr_scale):
             cells_b = [cell for cell in cells if cell in base]
             diffs = {roi: [cells[c][roi] - base[c][roi] for c in cells_b] for roi in rois}
             gains[f"{label} - {regime}/none"] = {roi: _ci(v) + [len(v)] for roi, v in diffs.items()}
+            values[f"{label} - {regime}/none"] = diffs
             if regime == "pretrained" and arm == "minilm":
                 sweep_cells = [c for c in cells_b if c[0] in cfg["sweep_worlds"]]
                 sweep[str(weight)] = {roi: _ci([cells[c][roi] - base[c][roi] for c in sweep_cells])
@@ -236,7 +237,7 @@ def summarise(done, cfg, lr_scale):
     for key, spec in jobs(cfg, lr_scale):
         if spec["part"] == "curve":
             curve.setdefault(spec["arm"], {}).setdefault(str(spec["n_train"]), []).append(done[key]["scores"])
-    return {"scores": scores, "gains": gains, "sweep": dict(sorted(sweep.items(), key=lambda kv: float(kv[0]))),
+    return {"scores": scores, "gains": gains, "gain_values": values, "sweep": dict(sorted(sweep.items(), key=lambda kv: float(kv[0]))),
             "curve": curve, "rois": rois}
 
 

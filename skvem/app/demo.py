@@ -38,7 +38,6 @@ SentenceEmbedder(DEMO_TEXT_MODEL))`` would compute in every fold.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -270,10 +269,11 @@ def run_demo(settings: DemoSettings, *, out=None, device="auto", verbose=True, l
     results["effects"] = paired_effects(results["models"], rois)
     results["total_seconds"] = time.perf_counter() - start
     if out is not None:
-        from skvem._utils.io import atomic_write
+        from skvem._utils.files import atomic_path, write_json_atomic
 
-        atomic_write(os.path.join(out, "results.json"), lambda f: json.dump(results, f, indent=2))
-        plot_results(results, os.path.join(out, "results.png"))
+        write_json_atomic(os.path.join(out, "results.json"), results)
+        with atomic_path(os.path.join(out, "results.png")) as tmp:
+            plot_results(results, tmp)
     return results
 
 

@@ -200,10 +200,11 @@ def save_weights(path, backbone, meta):
     """Write ``{"state_dict", "meta"}`` atomically (temp file + ``os.replace``)."""
     import torch
 
-    from skvem._utils.io import atomic_write
+    from skvem._utils.files import atomic_path
 
     state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
-    atomic_write(path, lambda f: torch.save({"state_dict": state, "meta": meta}, f), binary=True)
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
 
 
 def run_pretraining(settings: PretrainSettings, *, out, corpus=None, verbose=True, log=print,
