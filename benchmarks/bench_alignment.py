@@ -151,8 +151,17 @@ def run_job(spec, cfg):
         splits = [folds[spec["fold"]]]
     data = w["data"]
     rois = dict(data.rois, all=np.arange(data.fmri.shape[1]))
-    entry = score_folds(_model(spec, cfg, w), data.images, data, splits, rois)
-    return {"scores": {roi: v[0] for roi, v in entry["scores"].items()}, "seconds": entry["fit_seconds"][0]}
+    entry = score_folds(_model(spec, cfg, w), data.images, data, splits, rois, inspect=_training_info)
+    return {"scores": {roi: v[0] for roi, v in entry["scores"].items()}, "seconds": entry["fit_seconds"][0],
+            "training": entry["info"][0]}
+
+
+def _training_info(pipeline):
+    """Best epoch and epochs run of a fine-tuned model (what chose ``epochs`` and ``patience``)."""
+    feat = pipeline.steps[0][1]
+    if not hasattr(feat, "history_"):
+        return None
+    return {"best_epoch": int(feat.best_epoch_), "epochs_run": len(feat.history_)}
 
 
 def _cache_path():
@@ -237,14 +246,21 @@ def summarise(done, cfg, lr_scale):
     for key, spec in jobs(cfg, lr_scale):
         if spec["part"] == "curve":
             curve.setdefault(spec["arm"], {}).setdefault(str(spec["n_train"]), []).append(done[key]["scores"])
-    return {"scores": scores, "gains": gains, "gain_values": values, "sweep": dict(sorted(sweep.items(), key=lambda kv: float(kv[0]))),
+    training = {}
+    for key, spec in jobs(cfg, lr_scale):
+        info = done[key].get("training")
+        if info:
+            t = training.setdefault(spec["regime"], {"best_epoch": [], "epochs_run": []})
+            t["best_epoch"].append(info["best_epoch"])
+            t["epochs_run"].append(info["epochs_run"])
+    return {"scores": scores, "gains": gains, "gain_values": values, "training": training, "sweep": dict(sorted(sweep.items(), key=lambda kv: float(kv[0]))),
             "curve": curve, "rois": rois}
 
 
 def run(quick=False, shard=(0, 1), log=None):
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     cfg = dict(QUICK if quick else FULL)
-    cfg_key = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, sort_keys=True)
+    cfg_key = _config_key(cfg)
     t0 = time.perf_counter()
     done = _run_jobs(jobs(cfg), cfg, cfg_key, shard, log)
     lr_scale, select = choose_lr_scale(done, cfg)
@@ -256,6 +272,18 @@ def run(quick=False, shard=(0, 1), log=None):
                fit_seconds=float(sum(done[k]["seconds"] for k, _ in jobs(cfg, lr_scale))),
                seconds=time.perf_counter() - t0)
     return out
+
+
+def run_scratch_part(quick=False, shard=(0, 1), log=None):
+    """Fit only the from-scratch jobs (they need no pretrained weights); ``run`` reuses them."""
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    cfg = dict(QUICK if quick else FULL)
+    todo = [(k, s) for k, s in jobs(cfg, lr_scale=1.0) if s["regime"] == "scratch"]
+    _run_jobs(todo, cfg, _config_key(cfg), shard, log)
+
+
+def _config_key(cfg):
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, sort_keys=True)
 
 
 def _fmt(ci):
@@ -280,6 +308,10 @@ def print_table(result):
     print(f"\nAlignment-weight sweep (pretrained, MiniLM; worlds {c['sweep_worlds']}): gain over weight 0")
     for w, g in result["sweep"].items():
         print(f"w={w:<6}".ljust(12) + "".join(f"{_fmt(g[r]):>24}" for r in rois))
+    for regime, t in result.get("training", {}).items():
+        print(f"\n{regime}: best epoch {np.mean(t['best_epoch']):.1f} on average (range {min(t['best_epoch'])}-"
+              f"{max(t['best_epoch'])}), {np.mean(np.array(t['epochs_run']) < c['epochs']) * 100:.0f} % of fits "
+              f"stopped early (of {c['epochs']} epochs)")
     print(f"\nLearning curve (pretrained; worlds {c['curve_worlds']}; test {c['curve_test']} scenes): all voxels")
     for arm, sizes in result["curve"].items():
         print(arm.ljust(10) + "".join(f"{n:>6}: {np.mean([s['all'] for s in v]):5.1f}" for n, v in sizes.items()))
@@ -297,8 +329,12 @@ if __name__ == "__main__":
     p.add_argument("--quick", action="store_true", help="a small smoke configuration")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--shard", default="0/1", help="K/N: run every N-th job starting at K")
+    p.add_argument("--scratch-only", action="store_true",
+                   help="fit only the from-scratch jobs (no pretrained weights needed) and stop")
     a = p.parse_args()
     k, n = (int(v) for v in a.shard.split("/"))
+    if a.scratch_only:
+        sys.exit(run_scratch_part(quick=a.quick, shard=(k, n)))
     r = run(quick=a.quick, shard=(k, n))
     print_table(r)
     if a.json:

@@ -35,7 +35,10 @@ def add_parser(sub) -> None:
             "subjects, report validation scores per ROI on a held-out part of it, and write "
             "OUT/subjXX/{lh,rh}_pred_test.npy for the test images, the submission zip, a "
             "leaderboard-style report and figures. A killed run started again with the same "
-            "settings resumes at the first unfinished subject."
+            "settings resumes at the first unfinished subject. The defaults are the paper's "
+            "regime: a language-pretrained EVA02-CLIP image tower (open_clip:EVA02-B-16) "
+            "fine-tuned on the fMRI while aligned with CLIP ViT-L-14 text embeddings of a chat "
+            "VLM's descriptions (SmolVLM); `skvem demo` runs the same comparison on a laptop."
         ),
     )
     alg.add_argument("--root", required=True, help="the folder holding subj01, subj02, ...")

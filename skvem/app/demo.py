@@ -184,10 +184,11 @@ def embed_descriptions(data, *, device="auto", text_model=DEMO_TEXT_MODEL):
     return np.asarray(text.fit_transform(data.images), dtype=np.float32)
 
 
-def score_folds(model, X, data, splits, rois, *, log=None, name=""):
+def score_folds(model, X, data, splits, rois, *, log=None, name="", inspect=None):
     """Fit ``model`` on every training fold; per-ROI noise-normalised scores on the test folds.
 
-    Returns ``{"scores": {roi: [per fold]}, "fit_seconds": [per fold]}``.
+    Returns ``{"scores": {roi: [per fold]}, "fit_seconds": [per fold]}``, plus
+    ``"info": [inspect(fitted) per fold]`` when ``inspect`` is given.
     """
     from sklearn.base import clone
 
@@ -202,6 +203,8 @@ def score_folds(model, X, data, splits, rois, *, log=None, name=""):
         for roi, idx in rois.items():
             entry["scores"][roi].append(float(np.nanmean(voxel_scores[idx])))
         entry["fit_seconds"].append(seconds)
+        if inspect is not None:
+            entry.setdefault("info", []).append(inspect(fitted))
         if log is not None:
             log(f"{name:<26} fold {fold + 1}/{len(splits)}: {entry['scores']['all'][-1]:5.1f}% of "
                 f"explainable variance (fit {seconds:.1f} s)")
