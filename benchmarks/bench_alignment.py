@@ -222,7 +222,7 @@ def summarise(done, cfg, lr_scale):
     """Per-ROI scores and paired gains with 95 % t-intervals over worlds x folds."""
     rows = {}
     for key, spec in jobs(cfg, lr_scale):
-        if spec["part"] != "main":
+        if spec["part"] != "main" or key not in done:
             continue
         name = (spec["regime"], spec["arm"], spec["weight"])
         rows.setdefault(name, {})[(spec["world"], spec["fold"])] = done[key]["scores"]
@@ -244,11 +244,11 @@ def summarise(done, cfg, lr_scale):
     sweep["0.0"] = {roi: [0.0, 0.0, 0.0] for roi in rois}
     curve = {}
     for key, spec in jobs(cfg, lr_scale):
-        if spec["part"] == "curve":
+        if spec["part"] == "curve" and key in done:
             curve.setdefault(spec["arm"], {}).setdefault(str(spec["n_train"]), []).append(done[key]["scores"])
     training = {}
     for key, spec in jobs(cfg, lr_scale):
-        info = done[key].get("training")
+        info = done.get(key, {}).get("training")
         if info:
             t = training.setdefault(spec["regime"], {"best_epoch": [], "epochs_run": []})
             t["best_epoch"].append(info["best_epoch"])
@@ -257,19 +257,22 @@ def summarise(done, cfg, lr_scale):
             "curve": curve, "rois": rois}
 
 
-def run(quick=False, shard=(0, 1), log=None):
+def run(quick=False, shard=(0, 1), log=None, cached_only=False):
+    """Run (or, with ``cached_only``, only summarise the cached jobs of) the study."""
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     cfg = dict(QUICK if quick else FULL)
     cfg_key = _config_key(cfg)
     t0 = time.perf_counter()
-    done = _run_jobs(jobs(cfg), cfg, cfg_key, shard, log)
+    done = _load_cache(_cache_path(), cfg_key) if cached_only else _run_jobs(jobs(cfg), cfg, cfg_key, shard, log)
     lr_scale, select = choose_lr_scale(done, cfg)
     log(f"backbone_lr_scale for the pretrained backbone: {lr_scale} (selection world {SELECT_WORLD})")
-    done = _run_jobs(jobs(cfg, lr_scale), cfg, cfg_key, shard, log)
+    if not cached_only:
+        done = _run_jobs(jobs(cfg, lr_scale), cfg, cfg_key, shard, log)
     out = summarise(done, cfg, lr_scale)
+    out["missing_fits"] = [key for key, _ in jobs(cfg, lr_scale) if key not in done]
     out.update(config=json.loads(cfg_key), select_world=SELECT_WORLD, lr_scale=lr_scale,
                select_scores=select, n_fits=len(jobs(cfg, lr_scale)),
-               fit_seconds=float(sum(done[k]["seconds"] for k, _ in jobs(cfg, lr_scale))),
+               fit_seconds=float(sum(done[k]["seconds"] for k, _ in jobs(cfg, lr_scale) if k in done)),
                seconds=time.perf_counter() - t0)
     return out
 
@@ -312,6 +315,8 @@ def print_table(result):
         print(f"\n{regime}: best epoch {np.mean(t['best_epoch']):.1f} on average (range {min(t['best_epoch'])}-"
               f"{max(t['best_epoch'])}), {np.mean(np.array(t['epochs_run']) < c['epochs']) * 100:.0f} % of fits "
               f"stopped early (of {c['epochs']} epochs)")
+    if result.get("missing_fits"):
+        print(f"\n{len(result['missing_fits'])} of {result['n_fits']} fits missing (not run): left out above")
     print(f"\nLearning curve (pretrained; worlds {c['curve_worlds']}; test {c['curve_test']} scenes): all voxels")
     for arm, sizes in result["curve"].items():
         print(arm.ljust(10) + "".join(f"{n:>6}: {np.mean([s['all'] for s in v]):5.1f}" for n, v in sizes.items()))
@@ -329,13 +334,15 @@ if __name__ == "__main__":
     p.add_argument("--quick", action="store_true", help="a small smoke configuration")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--shard", default="0/1", help="K/N: run every N-th job starting at K")
+    p.add_argument("--cached-only", action="store_true",
+                   help="summarise the fits already in the cache (missing ones are listed) and stop")
     p.add_argument("--scratch-only", action="store_true",
                    help="fit only the from-scratch jobs (no pretrained weights needed) and stop")
     a = p.parse_args()
     k, n = (int(v) for v in a.shard.split("/"))
     if a.scratch_only:
         sys.exit(run_scratch_part(quick=a.quick, shard=(k, n)))
-    r = run(quick=a.quick, shard=(k, n))
+    r = run(quick=a.quick, shard=(k, n), cached_only=a.cached_only)
     print_table(r)
     if a.json:
         with open(a.json, "w") as f:

@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 
-N_TRAIN, N_TEST = 24, 4
-QUICK_TRAIN = 12
+N_TRAIN, N_TEST = 32, 4
+QUICK_TRAIN = 24
 
 
 def run(quick=False):
@@ -78,4 +78,4 @@ if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _cli import bench_main
 
-    bench_main(__doc__, run, print_table, "12 training images, 1 epoch")
+    bench_main(__doc__, run, print_table, "24 training images, 1 epoch")

@@ -131,8 +131,8 @@ def test_unknown_backbones_list_what_is_accepted():
         resolve_backbone(42)
     with pytest.raises(ValueError, match="pretrained must be"):
         resolve_backbone("small-cnn", pretrained=3.5)
-    with pytest.raises(ValueError, match="no pretrained weights"):
-        resolve_backbone("small-cnn", pretrained=True)
+    with pytest.raises(ValueError, match="must be 'scenes'"):
+        resolve_backbone("small-cnn", pretrained="imagenet")
     with pytest.raises(ValueError, match="image_size is used by 'small-cnn'"):
         resolve_backbone("timm:test_vit", None, image_size=64)
     with pytest.raises(ValueError, match="neither an open_clip tag"):
