@@ -46,7 +46,7 @@ import numpy as np
 WORLDS = (11, 12, 13)
 SELECT_WORLD = 4242
 FULL = dict(n_images=600, folds=3, epochs=8, n_components=32, weight=0.1,
-            sweep=(0.03, 0.1, 0.3, 1.0), sweep_worlds=(11,), curve_sizes=(250, 500, 1000, 2000),
+            sweep=(0.03, 0.1, 0.3, 1.0), sweep_worlds=(11,), curve_sizes=(250, 500, 1000),
             curve_worlds=(11,), curve_test=500, lr_scales=(0.01, 0.1, 1.0), worlds=WORLDS)
 QUICK = dict(n_images=150, folds=2, epochs=2, n_components=8, weight=0.1, sweep=(0.1, 1.0),
              sweep_worlds=(11,), curve_sizes=(60, 120), curve_worlds=(11,), curve_test=60,
@@ -84,7 +84,8 @@ def jobs(cfg, lr_scale=None):
     for world in cfg["curve_worlds"]:
         for n in cfg["curve_sizes"]:
             for arm in ("none", "minilm"):
-                add(part="curve", world=world, n_train=n, regime="pretrained", arm=arm,
+                add(part="curve", world=world, n_train=n, n_total=max(cfg["curve_sizes"]) + cfg["curve_test"],
+                    regime="pretrained", arm=arm,
                     weight=0.0 if arm == "none" else cfg["weight"], lr_scale=lr_scale)
     return out
 
@@ -140,7 +141,7 @@ def run_job(spec, cfg):
     from skvem.app.demo import score_folds
 
     if spec["part"] == "curve":
-        n_total = max(cfg["curve_sizes"]) + cfg["curve_test"]
+        n_total = spec["n_total"]
         w = _world(spec["world"], n_total)
         # Train on the first n scenes, test on the same last curve_test scenes for every n.
         splits = [(np.arange(spec["n_train"]), np.arange(n_total - cfg["curve_test"], n_total))]
@@ -169,7 +170,12 @@ def _cache_path():
                           os.path.join(os.path.dirname(os.path.abspath(__file__)), "_alignment_cache.jsonl"))
 
 
+# The settings a fit depends on; the rest of the configuration only says which fits run.
+FIT_FIELDS = ("n_images", "folds", "epochs", "n_components")
+
+
 def _load_cache(path, cfg_key):
+    want = {f: json.loads(cfg_key)[f] for f in FIT_FIELDS}
     done = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -178,7 +184,8 @@ def _load_cache(path, cfg_key):
                     rec = json.loads(line)
                 except ValueError:  # a line cut by a crash
                     continue
-                if rec.get("config") == cfg_key:
+                cfg = json.loads(rec.get("config", "{}"))
+                if all(cfg.get(f) == v for f, v in want.items()):
                     done[rec["key"]] = rec["result"]
     return done
 

@@ -62,6 +62,8 @@ def _cached_corpus(path, n):
     from skvem._utils.files import atomic_path
     from skvem.app.pretrain_scenes import scene_corpus
 
+    while os.environ.get("SKVEM_PRETRAIN_WAIT") and not os.path.exists(path):
+        time.sleep(15)  # another process is drawing it
     if os.path.exists(path):
         with np.load(path) as z:
             return z["pixels"], z["text"]
@@ -78,6 +80,9 @@ def run(quick=False, log=None):
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     sizes, epochs = (QUICK_SIZES, QUICK_EPOCHS) if quick else (SIZES, EPOCHS)
+    # Several processes may share the sizes (SKVEM_PRETRAIN_SIZES=2500,1250); a
+    # weights file that exists already is evaluated, not trained again.
+    run_sizes = [int(v) for v in os.environ.get("SKVEM_PRETRAIN_SIZES", "").split(",") if v] or sizes
     n_eval, folds = (600, 3) if quick else (1200, 3)
     t0 = time.perf_counter()
     out_dir = os.environ.get("SKVEM_PRETRAIN_OUT", os.path.join("benchmarks", "_pretraining"))
@@ -92,10 +97,18 @@ def run(quick=False, log=None):
         "curves": {},
         "seconds": {},
     }
-    for n in sizes:
+    import torch
+
+    for n in run_sizes:
         t1 = time.perf_counter()
         settings = PretrainSettings(n_images=n, epochs=epochs)
         path = os.path.join(out_dir, f"small_cnn_scenes_{n}.pt")
+        if os.path.exists(path):
+            meta = torch.load(path, weights_only=True)["meta"]
+            result["curves"][str(n)], result["seconds"][str(n)] = meta["history"], meta["seconds"]
+            bb = resolve_backbone("small-cnn", path)
+            result["frozen"][str(n)] = frozen_scores(bb.module, bb.preprocess, sel, folds, SELECTION_SEED)
+            continue
         per_epoch = []
 
         def on_epoch(record, module, n=n):
@@ -112,10 +125,7 @@ def run(quick=False, log=None):
             result["frozen_per_epoch"] = {"n_images": n, "scores": per_epoch}
         result["seconds"][str(n)] = time.perf_counter() - t1
         result["curves"][str(n)] = hist
-        bb = resolve_backbone("small-cnn", None, seed=0)
-        import torch
-
-        bb.module.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+        bb = resolve_backbone("small-cnn", path)
         result["frozen"][str(n)] = frozen_scores(bb.module, bb.preprocess, sel, folds, SELECTION_SEED)
         log(f"n={n}: {result['seconds'][str(n)]:.0f} s; frozen all "
             f"{np.mean(result['frozen'][str(n)]['all']):.1f}")
