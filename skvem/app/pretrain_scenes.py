@@ -51,7 +51,7 @@ class PretrainSettings:
     (``benchmarks/bench_pretraining.py``): see docs/user_guide/method.rst.
     """
 
-    n_images: int = 5000
+    n_images: int = 2500
     epochs: int = 8
     batch_size: int = 256
     lr: float = 2e-3
