@@ -145,3 +145,21 @@ def test_pretrain_scenes_writes_the_file(tmp_path, capsys, monkeypatch):
     assert os.listdir(out.parent) == ["w.pt"]  # no temporary file left behind
     meta = torch.load(out, weights_only=True)["meta"]
     assert json.loads(json.dumps(meta))["settings"]["n_images"] == 8
+
+
+def test_auto_fine_tunes_the_pretrained_small_cnn_at_full_rate():
+    from skvem import AlignedImageFeaturizer
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 64, 64, 3), dtype=np.uint8)
+    fmri = rng.normal(size=(24, 6))
+
+    def features(scale):
+        est = AlignedImageFeaturizer(backbone="small-cnn", pretrained="scenes", n_components=3, epochs=2,
+                                     batch_size=8, backbone_lr_scale=scale, validation_fraction=None,
+                                     random_state=0)
+        return est.fit(images, fmri).transform(images)
+
+    auto = features("auto")
+    np.testing.assert_array_equal(auto, features(1.0))  # the study's choice for this backbone
+    assert not np.allclose(auto, features(0.01))

@@ -95,7 +95,15 @@ class AlignedImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Peak learning rate of the heads (AdamW).
     backbone_lr_scale : float or "auto", default="auto"
         Backbone learning rate / ``lr`` in the second stage. ``"auto"``:
-        1.0 for randomly initialised backbones, 0.01 for pretrained ones.
+        1.0 for randomly initialised backbones and for the pretrained
+        ``"small-cnn"`` (``pretrained="scenes"``), 0.01 for other pretrained
+        ones. The small CNN's value was chosen by the alignment study
+        (``benchmarks/bench_alignment.py``: 0.01, 0.1, 1.0 on a selection
+        world, by the score of the no-language model, so that the choice
+        cannot favour alignment: 27.4, 27.6 and 27.7 % over all voxels, a
+        near tie that 1.0 wins); 0.01 for large pretrained
+        towers such as EVA02-CLIP follows CLIP fine-tuning practice and was
+        not measured here.
     weight_decay : float, default=0.01
         AdamW weight decay (not applied to biases, norms, temperature).
     warmup_fraction : float, default=0.1
