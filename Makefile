@@ -21,8 +21,10 @@ demo: $(VENV)/.installed-demo
 demo-quick: $(VENV)/.installed-demo
 	$(VENV)/bin/skvem demo --quick --out $(OUT)
 
+# The test suite, then every docstring example of the package (doctests).
 test: $(VENV)/.installed-test+demo
 	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --doctest-modules skvem
 
 docs: $(VENV)/.installed-docs+demo
 	$(MAKE) -C docs html SPHINXBUILD=$(abspath $(VENV))/bin/sphinx-build

@@ -196,7 +196,7 @@ def test_cv_generator_is_used_for_every_gamma():
     (dict(n_iter=np.ones((3, 3))), "list", r"n_iter must be an int or an array of shape"),
     (dict(concentration=-1.0), "list", r"concentration must be a positive"),
     (dict(alphas=[-1.0]), "list", r"alphas must all be finite and > 0"),
-    (dict(cv=1), "list", r"cv must be at least 2"),
+    (dict(cv=1), "list", r"cv must be an integer >= 2"),
     (dict(backend="jax"), "list", r"backend must be one of"),
 ])
 def test_bad_input_names_the_parameter(params, X, match):

@@ -476,7 +476,7 @@ X0, Y0 = _data(n_samples=30, n_features=4, n_voxels=3, seed=14)
         (X0, Y0, {"n_targets_batch": 0}, "n_targets_batch must be an integer >= 1"),
         (X0, Y0, {"n_alphas_batch": 1.5}, "n_alphas_batch must be an integer >= 1"),
         (X0, Y0, {"fit_intercept": "yes"}, "fit_intercept must be True or False"),
-        (X0, Y0, {"cv": 1}, "cv must be at least 2 folds"),
+        (X0, Y0, {"cv": 1}, "cv must be an integer >= 2"),
         (X0[:3], Y0[:3], {}, "n_samples=3"),
     ],
 )

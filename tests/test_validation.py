@@ -9,7 +9,12 @@ from skvem._utils.validation import (
     check_finite,
     check_fmri,
     check_n_samples,
-    check_positive_int,
+    check_bool,
+    check_float,
+    check_int,
+    check_texts,
+    check_unmasked,
+    ParameterError,
 )
 
 
@@ -105,9 +110,56 @@ def test_check_n_samples():
         check_n_samples(3, 2, name="a", ref_name="b")
 
 
-def test_check_positive_int():
-    assert check_positive_int(np.int64(3), name="n") == 3
-    assert check_positive_int(None, name="n", allow_none=True) is None
-    for bad in [0, -1, 2.5, True, "3", None]:
-        with pytest.raises(ValueError, match="n must be an integer >= 1"):
-            check_positive_int(bad, name="n")
+def test_check_int():
+    assert check_int(np.int64(3), name="n") == 3
+    assert check_int(None, name="n", allow_none=True) is None
+    assert check_int("auto", name="n", allow=("auto",)) == "auto"
+    assert check_int(0, name="n", min_val=0) == 0
+    for bad in [0, -1, 2.5, True, np.bool_(True), "3", None, np.nan]:
+        with pytest.raises(ValueError, match=r"n must be an integer >= 1; got "):
+            check_int(bad, name="n")
+    with pytest.raises(TypeError, match=r"Est: n must be an integer in \[1, 8\] or one of \['auto'\]"):
+        check_int(9, name="n", max_val=8, allow=("auto",), owner="Est")
+
+
+def test_check_float():
+    assert check_float(0, name="x") == 0.0
+    assert check_float(np.float32(0.5), name="x", min_val=0, max_val=1) == 0.5
+    assert check_float("auto", name="x", allow=("auto",)) == "auto"
+    for bad, kwargs, match in [
+        (np.nan, {}, "x must be a finite number"),
+        (np.inf, {"min_val": 0.0}, r"x must be a number >= 0.0"),
+        (True, {}, "x must be a finite number"),
+        ("1", {}, "x must be a finite number"),
+        (1.0, {"min_val": 0.0, "max_val": 1.0, "include_boundaries": "left"},
+         r"x must be a number in \[0.0, 1.0\); got 1.0"),
+        (0.0, {"min_val": 0.0, "include_boundaries": "neither"}, r"x must be a number > 0.0"),
+    ]:
+        with pytest.raises(ParameterError, match=match):
+            check_float(bad, name="x", **kwargs)
+
+
+def test_check_bool():
+    assert check_bool(np.bool_(False), name="b") is False
+    with pytest.raises(ValueError, match="b must be True or False; got 1"):
+        check_bool(1, name="b")
+
+
+def test_check_unmasked():
+    plain = np.arange(3.0)
+    assert check_unmasked(plain, name="a") is plain
+    np.testing.assert_array_equal(check_unmasked(np.ma.masked_array(plain), name="a"), plain)
+    masked = np.ma.masked_array(plain, mask=[0, 1, 0])
+    with pytest.raises(ValueError, match="a is a masked array with 1 masked value"):
+        check_unmasked(masked, name="a")
+    np.testing.assert_array_equal(check_unmasked(masked, name="a", masked_as_nan=True),
+                                  [0.0, np.nan, 2.0])
+
+
+def test_check_texts():
+    assert check_texts(("a", "")) == ["a", ""]
+    assert check_texts(np.array([["x"], ["y"]], dtype=object)) == ["x", "y"]
+    with pytest.raises(TypeError, match="caption 1 is int"):
+        check_texts(["a", 3], owner="E")
+    with pytest.raises(TypeError, match="single str"):
+        check_texts("abc")

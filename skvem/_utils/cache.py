@@ -45,7 +45,7 @@ from pathlib import Path
 
 from skvem._utils import _cache_faults as faults
 from skvem._utils._cache_faults import CacheCorruptError, CacheError, CacheLockedError
-from skvem._utils.text_validation import check_unicode
+from skvem._utils.validation import check_unicode
 
 __all__ = [
     "DiskCache",

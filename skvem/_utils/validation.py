@@ -1,4 +1,4 @@
-"""Input validation shared by skvem's estimators and metrics.
+"""Input and parameter validation shared by skvem's estimators and metrics.
 
 Every public entry point of skvem checks its arrays here, so that bad input
 (NaN voxels, a 3-D response array, a length mismatch between images and
@@ -8,20 +8,32 @@ the problem, instead of crashing deep inside torch or himalaya.
 The helpers only validate and convert; they never copy an array that already
 has the requested dtype and layout, because fMRI response matrices can take
 several gigabytes.
+
+Scalar parameters go through :func:`check_int`, :func:`check_float` and
+:func:`check_bool` (on :func:`sklearn.utils.check_scalar`), so every skvem
+estimator words a bad value the same way, e.g. ``"epochs must be an integer
+>= 1; got 0."``, and raises a :class:`ParameterError` (both a ``ValueError``
+and a ``TypeError``). Captions go through :func:`check_texts`.
 """
 
 import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils import check_scalar
 
 __all__ = [
-    "check_unmasked",
-    "check_fmri",
+    "ParameterError",
+    "check_bool",
     "check_features",
     "check_finite",
+    "check_float",
+    "check_fmri",
+    "check_int",
     "check_n_samples",
-    "check_positive_int",
+    "check_texts",
+    "check_unicode",
+    "check_unmasked",
 ]
 
 _FLOAT_DTYPES = (np.float32, np.float64)
@@ -285,12 +297,201 @@ def check_features(X, n_samples=None, *, name="X", dtype=None):
     return X
 
 
-def check_positive_int(value, *, name, minimum=1, allow_none=False):
-    """Return ``value`` as an int, or raise a ``ValueError`` naming ``name``."""
+class ParameterError(ValueError, TypeError):
+    """A parameter of the wrong type or out of range.
+
+    Both a ``ValueError`` and a ``TypeError``, like scikit-learn's
+    ``InvalidParameterError``, so callers may catch either.
+    """
+
+
+def _range_text(min_val, max_val, include_boundaries):
+    lo_closed = include_boundaries in ("both", "left")
+    hi_closed = include_boundaries in ("both", "right")
+    if max_val is None:
+        return f"{'>=' if lo_closed else '>'} {min_val}"
+    if min_val is None:
+        return f"{'<=' if hi_closed else '<'} {max_val}"
+    return f"in {'[' if lo_closed else '('}{min_val}, {max_val}{']' if hi_closed else ')'}"
+
+
+def _fail(value, *, name, owner, expected, allow, exc=None):
+    extra = f" or one of {list(allow)}" if allow else ""
+    prefix = f"{owner}: " if owner else ""
+    raise ParameterError(f"{prefix}{name} must be {expected}{extra}; got {value!r}.") from exc
+
+
+def check_int(value, *, name, min_val=1, max_val=None, allow=(), allow_none=False, owner=None):
+    """Return ``value`` as an ``int``, or raise a :class:`ParameterError` naming ``name``.
+
+    A thin layer over :func:`sklearn.utils.check_scalar` that also refuses
+    booleans and gives every skvem parameter the same message.
+
+    Parameters
+    ----------
+    value : object
+        The parameter value.
+    name : str
+        Its name, used in the message.
+    min_val, max_val : int or None, default=1, None
+        Inclusive bounds (None: unbounded).
+    allow : tuple of str, default=()
+        Strings accepted as they are (e.g. ``("auto",)``).
+    allow_none : bool, default=False
+        Accept ``None`` (returned as is).
+    owner : str or None, default=None
+        Prefix of the message, e.g. the estimator's name.
+
+    Examples
+    --------
+    >>> from skvem._utils.validation import check_int
+    >>> check_int(3, name="epochs")
+    3
+    >>> check_int(0, name="epochs")
+    Traceback (most recent call last):
+    ...
+    skvem._utils.validation.ParameterError: epochs must be an integer >= 1; got 0.
+    """
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if isinstance(value, str) and value in allow:
+        return value
+    bounds = _range_text(min_val, max_val, "both") if min_val is not None or max_val is not None \
+        else ""
+    expected = f"an integer {bounds}".rstrip()
+    if isinstance(value, (bool, np.bool_)):
+        _fail(value, name=name, owner=owner, expected=expected, allow=allow)
+    try:
+        check_scalar(value, name, numbers.Integral, min_val=min_val, max_val=max_val)
+    except (TypeError, ValueError) as exc:
+        _fail(value, name=name, owner=owner, expected=expected, allow=allow, exc=exc)
     return int(value)
+
+
+def check_float(value, *, name, min_val=None, max_val=None, include_boundaries="both",
+                allow=(), owner=None):
+    """Return ``value`` as a finite ``float``, or raise a :class:`ParameterError`.
+
+    Parameters are those of :func:`check_int`, with
+    ``include_boundaries`` in {"both", "left", "right", "neither"} as in
+    :func:`sklearn.utils.check_scalar`.
+
+    Examples
+    --------
+    >>> from skvem._utils.validation import check_float
+    >>> check_float(0.5, name="warmup_fraction", min_val=0.0, max_val=1.0,
+    ...             include_boundaries="left")
+    0.5
+    """
+    if isinstance(value, str) and value in allow:
+        return value
+    if min_val is None and max_val is None:
+        expected = "a finite number"
+    else:
+        expected = f"a number {_range_text(min_val, max_val, include_boundaries)}"
+    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
+        and np.isfinite(value)
+    if not ok:
+        _fail(value, name=name, owner=owner, expected=expected, allow=allow)
+    try:
+        check_scalar(value, name, numbers.Real, min_val=min_val, max_val=max_val,
+                     include_boundaries=include_boundaries)
+    except (TypeError, ValueError) as exc:
+        _fail(value, name=name, owner=owner, expected=expected, allow=allow, exc=exc)
+    return float(value)
+
+
+def check_bool(value, *, name, owner=None):
+    """Return ``value`` as a ``bool`` (Python or numpy), or raise a :class:`ParameterError`."""
+    if not isinstance(value, (bool, np.bool_)):
+        _fail(value, name=name, owner=owner, expected="True or False", allow=())
+    return bool(value)
+
+
+def check_unicode(text: str, where: str) -> str:
+    """Refuse a string that is not valid Unicode text (a lone surrogate such as ``"\\ud800"``).
+
+    Such strings come from broken decoding (``surrogateescape``, JSON with a
+    half escape pair); sqlite, tokenizers and UTF-8 files cannot hold them.
+    Rather than changing the text silently, the error names where it is.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} is not valid Unicode text: it holds the lone surrogate "
+            f"{text[exc.start]!r} at character {exc.start}; repair it, e.g. with "
+            "text.encode('utf-8', 'replace').decode('utf-8')"
+        ) from None
+    return text
+
+
+def check_texts(X, *, owner="this estimator") -> list:
+    """Return ``X`` as a list of ``str``, or raise a clear error.
+
+    Parameters
+    ----------
+    X : sequence of str
+        A list or tuple, a 1-D ndarray of str or object, a pandas Series, or
+        a single column: a 2-D array or DataFrame shaped ``(n, 1)`` (what
+        ``ColumnTransformer`` passes). Empty strings are allowed.
+    owner : str
+        Named in error messages.
+
+    Returns
+    -------
+    texts : list of str, length n
+
+    Raises
+    ------
+    TypeError
+        For a bare string, or any element that is not a ``str`` (the message
+        names its index and type).
+    ValueError
+        For arrays with more than one column, or a caption that is not valid
+        Unicode (a lone surrogate; the message names its index).
+    """
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{owner} expects a sequence of captions, got a single {type(X).__name__}; "
+            "wrap it in a list: [text]"
+        )
+    if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2:  # pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(f"{owner} expects one column of captions; got {X.shape[1]} columns")
+        X = X.iloc[:, 0]
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas Series
+        X = X.to_numpy(dtype=object)
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2:
+            if X.shape[1] != 1:
+                raise ValueError(
+                    f"{owner} expects captions shaped (n,) or (n, 1); got shape {X.shape}"
+                )
+            X = X[:, 0]
+        elif X.ndim != 1:
+            raise ValueError(f"{owner} expects captions shaped (n,) or (n, 1); got shape {X.shape}")
+        items = X.tolist()
+    elif isinstance(X, (dict, set, frozenset)):
+        raise TypeError(
+            f"{owner} expects an ordered sequence of captions (one per image), got a "
+            f"{type(X).__name__}, whose order is not the images'"
+        )
+    else:
+        try:
+            items = list(X)
+        except TypeError:
+            raise TypeError(f"{owner} expects a sequence of str, got {type(X).__name__}") from None
+        # A list of one-element rows is the (n, 1) column form.
+        if items and all(isinstance(x, (list, tuple)) and len(x) == 1 for x in items):
+            items = [x[0] for x in items]
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{owner} expects every caption to be a str; caption {i} is "
+                f"{type(text).__name__} ({text!r:.60})"
+            )
+        check_unicode(text, f"{owner}: caption {i}")
+    return [str(t) for t in items]

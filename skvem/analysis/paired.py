@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skvem._utils.validation import check_fmri, check_n_samples, check_positive_int
+from skvem._utils.validation import check_fmri, check_int, check_n_samples
 from skvem.analysis._rois import check_rois
 from skvem.metrics import check_noise_ceiling, noise_normalised_r2, pearson_r
 
@@ -100,7 +100,7 @@ def paired_difference(y_true, pred_a, pred_b, *, rois, noise_ceiling=None, n_boo
     n_samples, n_voxels = y.shape
     for name, p in (("pred_a", a), ("pred_b", b)):
         check_n_samples(n_voxels, p.shape[1], name=f"{name} (voxels)", ref_name="y_true")
-    n_boot = check_positive_int(n_boot, name="n_boot")
+    n_boot = check_int(n_boot, name="n_boot")
     if not (isinstance(confidence, float) and 0 < confidence < 1):
         raise ValueError(f"confidence must be a float in (0, 1); got {confidence!r}.")
     rois = check_rois(rois, n_voxels)

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from skvem._utils.progress import progress
+from skvem._utils.validation import check_int
 from skvem.datasets._algonauts import _subject_number
 from skvem.datasets._nsd_captions import read_captions
 from skvem.datasets._nsd_io import (
@@ -190,8 +191,7 @@ def load_nsd(
             "for a volume space, roi must be a name, a NIfTI path or a 3-D array; "
             f"got {type(roi).__name__}"
         )
-    if not isinstance(min_repeats, Integral) or min_repeats < 1:
-        raise ValueError(f"min_repeats must be an integer >= 1; got {min_repeats!r}")
+    check_int(min_repeats, name="min_repeats", min_val=1)
 
     design_path, master, subjectim, shared_ids = read_design(root)
     stim_path = os.path.join(root, "nsddata_stimuli", "stimuli", "nsd", "nsd_stimuli.hdf5")

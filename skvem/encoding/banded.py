@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skvem._utils.validation import check_features, check_fmri, check_positive_int
+from skvem._utils.validation import check_features, check_fmri, check_int
 from skvem.encoding._banded_solver import DEFAULT_CONCENTRATION, solve_banded_ridge_cv
 from skvem.encoding.ridge import DEFAULT_ALPHAS, VoxelRidgeCV
 from skvem.metrics import pearson_r
@@ -197,7 +197,7 @@ class BandedVoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             n_targets_batch=self.n_targets_batch, n_alphas_batch=self.n_alphas_batch,
         )._check_params(shape=shape)
         if np.ndim(self.n_iter) == 0:
-            check_positive_int(self.n_iter, name="n_iter")
+            check_int(self.n_iter, name="n_iter")
         conc = np.atleast_1d(np.asarray(self.concentration, dtype=object))
         if conc.ndim != 1 or conc.size == 0 or not all(
                 isinstance(c, numbers.Real) and not isinstance(c, bool) and c > 0 for c in conc):

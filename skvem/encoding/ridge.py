@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skvem.encoding._backends import check_backend_name, resolve_backend
 from skvem.encoding._devices import solve_ridge_cv_on_devices
 from skvem.encoding._inputs import check_alphas
-from skvem._utils.validation import check_fmri, check_positive_int, check_unmasked
+from skvem._utils.validation import check_bool, check_fmri, check_int, check_unmasked
 from skvem.metrics import pearson_r
 
 __all__ = ["VoxelRidgeCV"]
@@ -191,14 +191,13 @@ class VoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _check_params(self, shape=None):
         """Validated ``alphas`` and the backend module (``shape`` = (n, p, targets) for "auto")."""
         alphas = check_alphas(self.alphas)
-        if not isinstance(self.fit_intercept, (bool, np.bool_)):
-            raise ValueError(f"fit_intercept must be True or False; got {self.fit_intercept!r}.")
+        check_bool(self.fit_intercept, name="fit_intercept")
         if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}.")
-        if isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool) and self.cv < 2:
-            raise ValueError(f"cv must be at least 2 folds; got cv={self.cv}.")
-        check_positive_int(self.n_targets_batch, name="n_targets_batch", allow_none=True)
-        check_positive_int(self.n_alphas_batch, name="n_alphas_batch", allow_none=True)
+        if isinstance(self.cv, numbers.Integral):  # else a splitter or iterable of splits
+            check_int(self.cv, name="cv", min_val=2)
+        check_int(self.n_targets_batch, name="n_targets_batch", allow_none=True)
+        check_int(self.n_alphas_batch, name="n_alphas_batch", allow_none=True)
         check_backend_name(self.backend)  # ValueError naming backend, before any measurement
         return alphas, resolve_backend(self.backend, shape)
 

@@ -9,7 +9,7 @@ from numbers import Integral
 import numpy as np
 from PIL import Image
 
-from skvem._utils.text_validation import check_unicode
+from skvem._utils.validation import check_int, check_unicode
 from skvem.images._decode import IMAGE_EXTENSIONS, ImageLoadError
 from skvem.images._sources import _HDF5Source, make_source
 
@@ -320,8 +320,7 @@ class ImageSet:
         ``images`` is a list of RGB PIL images (``as_pil=True``) or of
         ``(H, W, 3)`` uint8 arrays. At most one batch is decoded at a time.
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_int(batch_size, name="batch_size", min_val=1)
         for start in range(0, len(self), batch_size):
             idx = np.arange(start, min(start + batch_size, len(self)))
             arrays = [self.get_array(int(i)) for i in idx]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from skvem._utils.cache import lookup, namespace_key
-from skvem._utils.text_validation import check_unicode
+from skvem._utils.validation import check_unicode
 from skvem.images import ImageSet
 
 __all__ = ["CaptionPlan", "check_captions", "precomputed_captions"]

@@ -35,7 +35,6 @@ a CPU run, though they may differ from float32's in rare near-ties.
 
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
 
@@ -45,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skvem._utils.cache import resolve_cache
 from skvem._utils.progress import progress
+from skvem._utils.validation import check_int
 from skvem.images import ImageSet, as_imageset
 from skvem.language._caption_steps import CaptionPlan, check_captions, precomputed_captions
 from skvem.language._prefetch import parallel_fingerprints, prefetch_batches
@@ -228,11 +228,8 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
     def _check_params(self):
         for name in ("max_new_tokens", "num_beams", "batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"CaptionTransformer: {name} must be an int >= 1; got {value!r}")
-        w = self.num_workers
-        if not isinstance(w, numbers.Integral) or isinstance(w, bool) or w < 0:
-            raise ValueError(f"CaptionTransformer: num_workers must be an int >= 0; got {w!r}")
+            check_int(value, name=name, min_val=1, owner="CaptionTransformer")
+        check_int(self.num_workers, name="num_workers", min_val=0, owner="CaptionTransformer")
         if not (
             callable(self.model)
             or (isinstance(self.model, (str, os.PathLike)) and os.fspath(self.model))

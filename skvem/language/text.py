@@ -19,14 +19,13 @@ shared by the clones that cross-validation makes, and are never pickled.
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from skvem.language._chunking import LONG_TEXT_OPTIONS, embed_texts
-from skvem._utils.text_validation import check_texts
+from skvem._utils.validation import check_bool, check_int, check_texts
 
 __all__ = ["CLIPTextEmbedder", "SentenceEmbedder"]
 
@@ -40,14 +39,8 @@ class _TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError(
                 f"{name}: long_text must be one of {LONG_TEXT_OPTIONS}; got {self.long_text!r}"
             )
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise ValueError(f"{name}: normalize must be True or False; got {self.normalize!r}")
-        if (
-            not isinstance(self.batch_size, numbers.Integral)
-            or isinstance(self.batch_size, bool)
-            or self.batch_size < 1
-        ):
-            raise ValueError(f"{name}: batch_size must be an int >= 1; got {self.batch_size!r}")
+        check_bool(self.normalize, name="normalize", owner=name)
+        check_int(self.batch_size, name="batch_size", min_val=1, owner=name)
 
     def _encoder(self):
         # Reload when a parameter that picks the weights changed since the

@@ -11,7 +11,8 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from skvem.images import as_imageset
-from skvem.vision._params import DEFAULT_BACKBONE, check_common, check_float, check_int
+from skvem._utils.validation import check_float, check_int
+from skvem.vision._params import DEFAULT_BACKBONE, check_common
 from skvem.vision._text_targets import compute_text_targets
 
 __all__ = ["AlignedImageFeaturizer"]
@@ -241,25 +242,28 @@ class AlignedImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"batch_size must be >= 2 for AlignedImageFeaturizer (the standardisation of the "
                 f"features and the contrastive loss need two images per step); got {self.batch_size}"
             )
-        check_float("alignment_weight", self.alignment_weight, 0.0, np.inf, high_open=True)
-        check_int("epochs", self.epochs, 1)
+        check_float(self.alignment_weight, name="alignment_weight", min_val=0.0)
+        check_int(self.epochs, name="epochs", min_val=1)
         if self.frozen_epochs != "auto":
-            check_int("frozen_epochs", self.frozen_epochs, 0, allow=("auto",))
+            check_int(self.frozen_epochs, name="frozen_epochs", min_val=0, allow=("auto",))
             if self.frozen_epochs > self.epochs:
                 raise ValueError(f"frozen_epochs={self.frozen_epochs} exceeds epochs={self.epochs}")
-        check_float("lr", self.lr, 0.0, np.inf, low_open=True, high_open=True)
-        check_float("backbone_lr_scale", self.backbone_lr_scale, 0.0, np.inf, high_open=True, allow=("auto",))
-        check_float("weight_decay", self.weight_decay, 0.0, np.inf, high_open=True)
-        check_float("warmup_fraction", self.warmup_fraction, 0.0, 1.0, high_open=True)
+        check_float(self.lr, name="lr", min_val=0.0, include_boundaries="neither")
+        check_float(self.backbone_lr_scale, name="backbone_lr_scale", min_val=0.0, allow=("auto",))
+        check_float(self.weight_decay, name="weight_decay", min_val=0.0)
+        check_float(self.warmup_fraction, name="warmup_fraction", min_val=0.0, max_val=1.0,
+                    include_boundaries="left")
         if self.validation_fraction is not None:
-            check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
+            check_float(self.validation_fraction, name="validation_fraction", min_val=0.0,
+                        max_val=1.0, include_boundaries="left")
         if self.patience is not None:
-            check_int("patience", self.patience, 1)
+            check_int(self.patience, name="patience", min_val=1)
         nc = self.n_components
         if isinstance(nc, numbers.Integral) and not isinstance(nc, bool):
-            check_int("n_components", nc, 1)
+            check_int(nc, name="n_components", min_val=1)
         else:
-            check_float("n_components", nc, 0.0, 1.0, low_open=True, high_open=True)
+            check_float(nc, name="n_components", min_val=0.0, max_val=1.0,
+                        include_boundaries="neither")
 
     def _config(self, seed):
         from skvem.vision.training import TrainingConfig

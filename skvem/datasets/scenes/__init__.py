@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
 from skvem._utils.progress import progress
+from skvem._utils.validation import check_float, check_int
 from skvem.images import ImageSet
 from skvem.datasets.scenes import _brain as brain_mod
 from skvem.datasets.scenes._draw import (
@@ -137,12 +138,6 @@ al. (2013) J. Neurophysiol. 110, 481-494. Kriegeskorte et al. (2008) Neuron
 _MAX_BYTES = 256 * 2**30
 
 
-def _check_int(value, name, low):
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-    return int(value)
-
-
 def _check_categories(categories):
     if categories is None or (isinstance(categories, str) and categories == "all"):
         return CATEGORIES
@@ -168,7 +163,7 @@ def _check_n_voxels(n_voxels):
     if n_voxels is None:
         return dict(DEFAULT_N_VOXELS)
     if isinstance(n_voxels, Integral) and not isinstance(n_voxels, bool):
-        _check_int(n_voxels, "n_voxels", 1)
+        check_int(n_voxels, name="n_voxels", min_val=1)
         return {r: int(n_voxels) for r in ROI_NAMES}
     if isinstance(n_voxels, dict):
         unknown = set(n_voxels) - set(ROI_NAMES)
@@ -176,7 +171,7 @@ def _check_n_voxels(n_voxels):
             raise ValueError(f"n_voxels has unknown ROIs {sorted(unknown)}; ROIs are {ROI_NAMES}")
         out = dict(DEFAULT_N_VOXELS)
         for r, v in n_voxels.items():
-            out[r] = _check_int(v, f"n_voxels[{r!r}]", 0)
+            out[r] = check_int(v, name=f"n_voxels[{r!r}]", min_val=0)
         if sum(out.values()) == 0:
             raise ValueError("n_voxels gives every ROI 0 voxels")
         return out
@@ -471,13 +466,13 @@ def make_scenes(
     >>> isinstance(data.images.captions[0], str)
     True
     """
-    n_images = _check_int(n_images, "n_images", 1)
-    n_repeats = _check_int(n_repeats, "n_repeats", 1)
-    image_size = _check_int(image_size, "image_size", 32)
-    max_objects = _check_int(max_objects, "max_objects", 1)
+    n_images = check_int(n_images, name="n_images", min_val=1)
+    n_repeats = check_int(n_repeats, name="n_repeats", min_val=1)
+    image_size = check_int(image_size, name="image_size", min_val=32)
+    max_objects = check_int(max_objects, name="max_objects", min_val=1)
     if max_objects > 4:
         raise ValueError(f"max_objects must be between 1 and 4; got {max_objects}")
-    n_reference = _check_int(n_reference, "n_reference", 50)
+    n_reference = check_int(n_reference, name="n_reference", min_val=50)
     # Pixels and single trials are held in memory: refuse what cannot fit
     # before drawing anything, rather than failing deep inside numpy.
     needed = n_images * (image_size**2 * 3 + n_repeats * 4 * 1000)
@@ -490,8 +485,8 @@ def make_scenes(
     categories = _check_categories(categories)
     counts = _check_n_voxels(n_voxels)
     snr_ranges = _check_snr(snr)
-    if not isinstance(shared_noise, Real) or not 0.0 <= shared_noise < 1.0:
-        raise ValueError(f"shared_noise must be a number in [0, 1); got {shared_noise!r}")
+    check_float(shared_noise, name="shared_noise", min_val=0.0, max_val=1.0,
+                include_boundaries="left")
 
     rs = check_random_state(random_state)
     seeds = rs.randint(0, 2**31 - 1, size=10)
