@@ -37,8 +37,8 @@ CPU_BACKEND_ENV = "SKVEM_RIDGE_CPU_BACKEND"
 AUTO_CPU_BACKEND = None
 
 #: (n_samples, n_features, n_targets) of the measurement: large enough that
-#: the float32 products dominate, as in a whole-brain fit (~0.3 s per
-#: backend and repetition on 2 quiet cores).
+#: the float32 products dominate, as in a whole-brain fit, small enough to
+#: cost a fraction of one.
 PROBE_SHAPE = (2000, 512, 1024)
 _PROBE_REPEATS = 2
 
