@@ -272,6 +272,8 @@ def test_solver_leaves_a_float64_kernel_alone():
     res = solve_kernel_ridge_cv(K, Y, ALPHAS, cv=leave_one_run_out(), backend="numpy")
     np.testing.assert_array_equal(K, K_before)
     assert res.dual_coef.shape == Y.shape and res.dual_coef.dtype == np.float32
+    again = solve_kernel_ridge_cv(K, Y.tolist(), ALPHAS, cv=leave_one_run_out(), progress_bar=True)
+    np.testing.assert_array_equal(again.best_alphas, res.best_alphas)
 
 
 def test_scikit_learn_protocol():

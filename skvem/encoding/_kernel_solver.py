@@ -39,6 +39,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from sklearn.model_selection import check_cv
 
+from skvem._utils.progress import progress
 from skvem.encoding._backends import resolve_backend
 from skvem.encoding._ridge_solver import _eigh, _select_alphas, _sum_squares_axis1
 
@@ -285,6 +286,7 @@ def solve_kernel_ridge_cv(K, Y, alphas, *, cv=5, fit_intercept=False, score_func
     if str(getattr(K, "dtype", "")).endswith("float64"):
         K64 = B.copy(K64)  # decomposed in place below: never the caller's array
     n = K64.shape[0]
+    Y = Y if hasattr(Y, "shape") else np.asarray(Y)
     if K64.ndim != 2 or K64.shape[1] != n or Y.ndim != 2 or Y.shape[0] != n:
         raise ValueError(f"K must be (n_samples, n_samples) and Y (n_samples, n_targets); "
                          f"got {tuple(K64.shape)} and {tuple(Y.shape)}.")
@@ -327,12 +329,8 @@ def solve_kernel_ridge_cv(K, Y, alphas, *, cv=5, fit_intercept=False, score_func
 
     alphas_dev = B.asarray(alphas, dtype="float64")
     scores = np.empty((len(splits), n_alphas, n_targets), dtype=np.float32)
-    folds = enumerate(splits)
-    if progress_bar:
-        from tqdm.auto import tqdm
-
-        folds = tqdm(folds, total=len(splits), desc="KernelRidgeCV folds", unit="fold")
-    for f, (tr, te) in folds:
+    for f in progress(range(len(splits)), verbose=progress_bar, desc="KernelRidgeCV folds"):
+        tr, te = splits[f]
         rows = None
         basis, pos = full, te
         if len(tr) + len(te) < n:
