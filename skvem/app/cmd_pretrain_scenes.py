@@ -37,14 +37,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     check_output_path(args.out, kind="file", option="--out")
-    from skvem._utils.validation import check_positive_int
+    from skvem._utils.validation import check_int
     from skvem.app.pretrain_scenes import PretrainSettings, run_pretraining
 
     try:
-        check_positive_int(args.seed, name="--seed", minimum=0)
-        check_positive_int(args.n_images, name="--n-images", minimum=2)
-        check_positive_int(args.epochs, name="--epochs")
-        check_positive_int(args.batch_size, name="--batch-size", minimum=2)
+        check_int(args.seed, name="--seed", min_val=0)
+        check_int(args.n_images, name="--n-images", min_val=2)
+        check_int(args.epochs, name="--epochs")
+        check_int(args.batch_size, name="--batch-size", min_val=2)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     settings = PretrainSettings(n_images=args.n_images, epochs=args.epochs,

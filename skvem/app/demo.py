@@ -104,16 +104,16 @@ def check_settings(settings: DemoSettings, *, names=None) -> None:
     """
     from numbers import Real
 
-    from skvem._utils.validation import check_positive_int
+    from skvem._utils.validation import check_int
 
     def name(field):
         return (names or {}).get(field, field)
 
-    check_positive_int(settings.folds, name=name("folds"), minimum=2)
-    check_positive_int(settings.n_images, name=name("n_images"))
-    check_positive_int(settings.epochs, name=name("epochs"))
-    check_positive_int(settings.n_components, name=name("n_components"))
-    check_positive_int(settings.seed, name=name("seed"), minimum=0)
+    check_int(settings.folds, name=name("folds"), min_val=2)
+    check_int(settings.n_images, name=name("n_images"))
+    check_int(settings.epochs, name=name("epochs"))
+    check_int(settings.n_components, name=name("n_components"))
+    check_int(settings.seed, name=name("seed"), min_val=0)
     w = settings.alignment_weight
     if isinstance(w, bool) or not isinstance(w, Real) or not 0 < w < np.inf:
         # 0 would make the aligned and control models copies of the no-language one.
