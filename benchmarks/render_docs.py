@@ -72,10 +72,12 @@ def collect_rows(results):
 
 def _intro(results):
     m = results.get("machine", {})
-    quick = " --quick" if results.get("quick") else ""
+    quick = results.get("quick") or []
+    quick = [] if quick is False else (list(results["benchmarks"]) if quick is True else quick)
+    sizes = f" (at `--quick` sizes: {', '.join(quick)})" if quick else ""
     return (f"Measured on {m.get('cpus', '?')} CPU cores ({m.get('platform', 'unknown platform')}, "
-            f"Python {m.get('python', '?')}) with `python benchmarks/run.py{quick} --json "
-            "benchmarks/results.json`; generated from that file by "
+            f"Python {m.get('python', '?')}) with `python benchmarks/run.py --json "
+            f"benchmarks/results.json`{sizes}; generated from that file by "
             "`python benchmarks/render_docs.py`.")
 
 

@@ -58,8 +58,9 @@ def write_results(path, results):
         with open(path) as f:
             merged = json.load(f)
     merged.setdefault("benchmarks", {}).update(results["benchmarks"])
-    for key in ("machine", "quick"):
-        merged[key] = results[key]
+    merged["machine"] = results["machine"]
+    # Per area: one --quick re-run must not relabel the areas measured at full size.
+    merged["quick"] = sorted(a for a, r in merged["benchmarks"].items() if r.get("_quick"))
     tmp = f"{path}.partial"
     with open(tmp, "w") as f:
         json.dump(merged, f, indent=2, default=str)
@@ -100,6 +101,7 @@ def main(argv=None) -> int:
             continue
         module.print_table(result)
         result["_seconds"] = time.perf_counter() - start
+        result["_quick"] = args.quick
         results["benchmarks"][area] = result
 
     print("\n=== ratios (see each table above for what they compare) ===")
