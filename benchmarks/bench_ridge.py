@@ -398,6 +398,9 @@ def summary_rows(results):
     what = (f"`VoxelRidgeCV` fit, X {cfg['n_samples']}×{cfg['n_features']} → Y "
             f"{cfg['n_samples']}×{cfg['n_voxels']} float32, {len(cfg['alphas'])} alphas, "
             f"{cfg['n_folds']} folds")
+    load = results["machine"].get("load_avg_before"), results["machine"].get("load_avg_after")
+    if all(load):  # a shared machine: times scale with its load, ratios much less
+        what += f" (load average {load[0][0]:.1f} → {load[1][0]:.1f} on {results['machine']['cpu_count']} cores)"
 
     def mem(entry):
         return f", {entry['peak_mb']:.0f} MB" if "peak_mb" in entry else ""
@@ -417,7 +420,7 @@ def summary_rows(results):
     agree = results["alphas_agreement_with_himalaya"].get(f"skvem[{auto}]")
     if agree is not None:
         rows.append(("same: alphas chosen", "", "himalaya",
-                     f"same alpha for {100 * agree:.2f}% of voxels"))
+                     f"same alpha for {100 * agree:.3f}% of voxels"))
     a = results.get("auto", {})
     if "time_ratio_to_faster" in a:
         rows.append(("same: `backend=\"auto\"` on the CPU", f"chose {auto}: {a['reason']}",
