@@ -199,6 +199,8 @@ def check_noise_ceiling(noise_ceiling, n_voxels, *, name="noise_ceiling", ref_na
     (fractions given instead of percent). Shared by the scores here and
     :mod:`skvem.analysis`.
     """
+    if np.iscomplexobj(noise_ceiling):  # casting would drop the imaginary part silently
+        raise ValueError(f"{name} must be real numbers (percent); got complex values.")
     try:
         nc = np.asarray(check_unmasked(noise_ceiling, name=name), dtype=np.float64)
     except (TypeError, ValueError) as exc:

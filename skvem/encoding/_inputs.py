@@ -15,6 +15,8 @@ def check_alphas(alphas):
     float32's range would become inf (or 0) there and win (or lose) every
     tie-break.
     """
+    if np.iscomplexobj(alphas):  # casting would drop the imaginary part silently
+        raise ValueError(f"alphas must be real, positive floats; got {alphas!r}.")
     try:
         arr = np.asarray(alphas, dtype=np.float64)
     except (TypeError, ValueError) as exc:
