@@ -18,10 +18,13 @@ with ``gamma`` on the simplex (random Dirichlet samples, the first one the
 uniform ``1 / m``) and ``alpha`` on a grid: for each ``gamma``, scaling
 ``X_k`` by ``sqrt(gamma_k)`` turns the problem into plain ridge with penalty
 ``alpha``, whose per-target K-fold sweep over the alphas is
-:func:`skvem.encoding._ridge_solver.solve_ridge_cv`. A target keeps the first
-``(gamma, alpha)`` whose mean validation score beats every earlier ``gamma``
-by more than the float32 epsilon -- himalaya's rule, so that both choose the
-same per-space regularisation from the same candidates.
+:func:`skvem.encoding._ridge_solver.solve_ridge_cv`. The search over the
+``gamma`` (a target keeps the first ``(gamma, alpha)`` whose mean validation
+score beats every earlier ``gamma`` by more than the float32 epsilon --
+himalaya's rule, so that both choose the same per-space regularisation from
+the same candidates) is :func:`skvem.encoding._random_search.search_gammas`,
+shared with the kernel form,
+:func:`skvem.encoding._multiple_kernel_solver.solve_multiple_kernel_ridge_cv`.
 
 Why not call himalaya's solver directly: on the benchmark shape
 (X 2000 x (256 + 256) -> Y 2000 x 20000, see ``benchmarks/bench_banded.py``)
@@ -37,14 +40,11 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.model_selection import check_cv
 
-from skvem._utils.progress import progress
+from skvem.encoding._random_search import (  # noqa: F401 (candidate_gammas re-exported)
+    DEFAULT_CONCENTRATION, candidate_gammas, search_gammas)
 from skvem.encoding._ridge_solver import resolve_backend, solve_ridge_cv
 
 __all__ = ["BandedRidgeCVResult", "candidate_gammas", "solve_banded_ridge_cv"]
-
-#: himalaya's default concentrations of the Dirichlet distribution: mostly
-#: near-corner samples (one space dominates) alternating with spread ones.
-DEFAULT_CONCENTRATION = (0.1, 1.0)
 
 
 class BandedRidgeCVResult(NamedTuple):
@@ -58,47 +58,6 @@ class BandedRidgeCVResult(NamedTuple):
     best_alphas: np.ndarray  #: (n_targets,) float64
     gammas: np.ndarray  #: (n_gammas, n_spaces) every weight vector tried
     solver: str  #: "primal" or "kernel"
-
-
-def candidate_gammas(n_iter, n_spaces, *, concentration=DEFAULT_CONCENTRATION,
-                     random_state=None):
-    """Feature-space weights to try: himalaya's samples, the first one uniform.
-
-    Parameters
-    ----------
-    n_iter : int or array-like of shape (n_gammas, n_spaces)
-        Number of random samples on the simplex, or the weights themselves
-        (each row non-negative; used as given, as in himalaya).
-    n_spaces : int
-        Number of feature spaces.
-    concentration : float or sequence of float, default=(0.1, 1.0)
-        Dirichlet concentrations, cycled through (himalaya's default).
-    random_state : int, RandomState instance or None, default=None
-        Seed of the samples.
-
-    Returns
-    -------
-    gammas : ndarray of shape (n_gammas, n_spaces), float64
-    """
-    from himalaya.kernel_ridge import generate_dirichlet_samples
-
-    if np.ndim(n_iter) == 0:
-        gammas = np.asarray(generate_dirichlet_samples(
-            n_samples=int(n_iter), n_kernels=n_spaces,
-            concentration=list(np.atleast_1d(concentration)),
-            random_state=random_state), dtype=np.float64)
-        gammas[0] = 1.0 / n_spaces  # himalaya always tries the uniform weights first
-        return gammas
-    gammas = np.asarray(n_iter, dtype=np.float64)
-    if gammas.ndim != 2 or gammas.shape[1] != n_spaces or gammas.shape[0] == 0:
-        raise ValueError(
-            f"n_iter must be an int or an array of shape (n_gammas, n_spaces={n_spaces}); "
-            f"got shape {gammas.shape}."
-        )
-    if not np.all(np.isfinite(gammas)) or np.any(gammas < 0) or np.any(gammas.sum(1) <= 0):
-        raise ValueError("n_iter (the feature-space weights) must be finite, >= 0, "
-                         "with a positive sum in every row.")
-    return gammas
 
 
 def solve_banded_ridge_cv(Xs, Y, alphas, *, n_iter=20, concentration=DEFAULT_CONCENTRATION,
@@ -191,34 +150,22 @@ def solve_banded_ridge_cv(Xs, Y, alphas, *, n_iter=20, concentration=DEFAULT_CON
     # One list of folds for every gamma (a generator would be used up by the first).
     splits = list(check_cv(cv).split(X))
 
-    eps = np.finfo(np.float32).eps
-    best_scores = np.full(n_targets, -np.inf)
-    best_index = np.zeros(n_targets, dtype=np.intp)
-    best_alphas = np.ones(n_targets)
-    cv_scores = np.empty((len(gammas), n_targets))
-    coef = np.zeros((X.shape[1], n_targets), dtype=np.float32) if refit else None
-    intercept = np.zeros(n_targets, dtype=np.float32) if refit else None
     used_solver = None
-    for i in progress(range(len(gammas)), verbose=progress_bar,
-                      desc="BandedVoxelRidgeCV feature-space weights"):
-        scale = np.repeat(np.sqrt(gammas[i]), sizes).astype(np.float32)
+
+    def fit(gamma):
+        nonlocal used_solver
+        scale = np.repeat(np.sqrt(gamma), sizes).astype(np.float32)
         res = solve_ridge_cv(X * scale, Y, alphas, cv=splits, fit_intercept=fit_intercept,
                              solver=solver, n_targets_batch=n_targets_batch,
                              n_alphas_batch=n_alphas_batch, refit=refit, backend=backend)
         used_solver = res.solver
-        cv_scores[i] = res.cv_scores
-        better = res.cv_scores > best_scores + eps
-        best_scores[better] = res.cv_scores[better]
-        best_index[better] = i
-        best_alphas[better] = res.best_alphas[better]
+        coef = res.coef
         if refit:
-            # Weights of the scaled features -> weights of the original ones.
-            coef[:, better] = res.coef[:, better] * scale[:, None]
-            intercept[better] = res.intercept[better]
-        del res
+            coef *= scale[:, None]  # weights of the scaled features -> of the original ones
+        return res.cv_scores, res.best_alphas, (coef, res.intercept)
 
-    best_gammas = gammas[best_index].T
-    with np.errstate(divide="ignore"):  # a zero weight means an infinite penalty
-        deltas = np.log(best_gammas / best_alphas[None, :])
-    return BandedRidgeCVResult(deltas, coef, intercept, cv_scores, best_gammas,
-                               best_alphas, gammas, used_solver)
+    found = search_gammas(gammas, fit, n_targets, progress_bar=progress_bar,
+                          desc="BandedVoxelRidgeCV feature-space weights")
+    coef, intercept = found.weights
+    return BandedRidgeCVResult(found.deltas, coef, intercept, found.cv_scores, found.best_gammas,
+                               found.best_alphas, gammas, used_solver)

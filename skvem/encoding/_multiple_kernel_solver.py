@@ -6,12 +6,14 @@ K_m`` (one per feature space, e.g. from ``ColumnKernelizer``), every target
 gets its own kernel weights ``gamma`` (on the simplex) and ``alpha``, i.e.
 the model ``sum_k exp(delta_k) K_k`` with ``delta_k = log(gamma_k / alpha)``.
 The candidate weights are himalaya's Dirichlet samples
-(:func:`skvem.encoding._banded_solver.candidate_gammas`, the first one
+(:func:`skvem.encoding._random_search.candidate_gammas`, the first one
 uniform); for each, the combined kernel goes through
 :func:`skvem.encoding._kernel_solver.solve_kernel_ridge_cv` (one
 eigendecomposition for all folds and alphas, where himalaya decomposes every
 fold), and a target keeps the first candidate whose score beats all earlier
-ones by more than the float32 epsilon, himalaya's rule.
+ones by more than the float32 epsilon, himalaya's rule: the search of
+:func:`skvem.encoding._random_search.search_gammas`, shared with the feature
+form :func:`skvem.encoding._banded_solver.solve_banded_ridge_cv`.
 """
 
 from typing import NamedTuple, Optional
@@ -21,10 +23,9 @@ from himalaya.validation import _get_string_dtype
 from sklearn.model_selection import check_cv
 from sklearn.utils import check_random_state
 
-from skvem._utils.progress import progress
 from skvem.encoding._backends import resolve_backend
-from skvem.encoding._banded_solver import DEFAULT_CONCENTRATION, candidate_gammas
 from skvem.encoding._kernel_solver import solve_kernel_ridge_cv
+from skvem.encoding._random_search import DEFAULT_CONCENTRATION, candidate_gammas, search_gammas
 
 __all__ = ["MultipleKernelRidgeCVResult", "solve_multiple_kernel_ridge_cv"]
 
@@ -104,34 +105,20 @@ def solve_multiple_kernel_ridge_cv(Ks, Y, alphas, *, n_iter=100,
     jitter = check_random_state(random_state)  # as himalaya: after the weights' own
     splits = list(check_cv(cv).split(np.empty((Ks.shape[1], 1))))  # the same folds for all
 
-    eps = np.finfo(np.float32).eps
-    best_scores = np.full(n_targets, -np.inf, dtype=np.float32)
-    best_index = np.zeros(n_targets, dtype=np.intp)
-    best_alphas = np.ones(n_targets, dtype=np.float32)
-    cv_scores = np.empty((len(gammas), n_targets), dtype=np.float32)
-    dual = np.zeros((Ks.shape[1], n_targets), dtype=np.float32)
-    intercept = np.zeros(n_targets, dtype=np.float32) if fit_intercept else None
-    for i in progress(range(len(gammas)), verbose=progress_bar,
-                      desc="MultipleKernelRidgeCV kernel weights"):
-        alphas = given_alphas * 10 ** (jitter.rand() - 0.5) if jitter_alphas else given_alphas
-        weights = B.asarray(gammas[i], dtype=_get_string_dtype(Ks),
+    def fit(gamma):
+        a = given_alphas * 10 ** (jitter.rand() - 0.5) if jitter_alphas else given_alphas
+        weights = B.asarray(gamma, dtype=_get_string_dtype(Ks),
                             device="cpu" if Ks_in_cpu else None)
         K = (weights[:, None, None] * Ks).sum(0)
         res = solve_kernel_ridge_cv(
-            B.asarray(K), Y, alphas, cv=splits, fit_intercept=fit_intercept,
+            B.asarray(K), Y, a, cv=splits, fit_intercept=fit_intercept,
             score_func=score_func, local_alpha=local_alpha, conservative=conservative,
             n_targets_batch=n_targets_batch, n_alphas_batch=n_alphas_batch,
             n_targets_batch_refit=n_targets_batch_refit, Y_in_cpu=Y_in_cpu, backend=B)
-        del K
-        cv_scores[i] = res.cv_scores
-        better = (res.cv_scores > best_scores + eps) if local_alpha else np.full(
-            n_targets, res.cv_scores.mean() > best_scores.mean() + eps)
-        best_scores[better] = res.cv_scores[better]
-        best_index[better] = i
-        best_alphas[better] = res.best_alphas[better]
-        dual[:, better] = res.dual_coef[:, better]
-        if fit_intercept:
-            intercept[better] = res.intercept[better]
-    with np.errstate(divide="ignore"):  # a zero weight is an infinite penalty
-        deltas = np.log(gammas[best_index].T / best_alphas[None, :].astype(np.float64))
-    return MultipleKernelRidgeCVResult(deltas, dual, intercept, cv_scores, best_alphas)
+        return res.cv_scores, res.best_alphas, (res.dual_coef, res.intercept)
+
+    found = search_gammas(gammas, fit, n_targets, local_alpha=local_alpha,
+                          progress_bar=progress_bar, desc="MultipleKernelRidgeCV kernel weights")
+    dual, intercept = found.weights
+    return MultipleKernelRidgeCVResult(found.deltas, dual, intercept, found.cv_scores,
+                                       found.best_alphas)
