@@ -329,11 +329,6 @@ def print_table(result):
         print(arm.ljust(10) + "".join(f"{n:>6}: {np.mean([s['all'] for s in v]):5.1f}" for n, v in sizes.items()))
 
 
-def summary_rows(result):
-    """Rows for the docs' generated tables (benchmarks/render_docs.py)."""
-    return [(name, {r: g[r][0] for r in result["rois"]}) for name, g in result["gains"].items()]
-
-
 if __name__ == "__main__":
     import argparse
 

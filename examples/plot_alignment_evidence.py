@@ -74,8 +74,11 @@ axes[1].legend(frameon=False, fontsize="small")
 # The learning curve: all voxels, per training-set size.
 curves = {arm: {int(n): [s["all"] for s in cells] for n, cells in sizes.items()}
           for arm, sizes in result["curve"].items()}
-plot_learning_curve(curves, ax=axes[2], logx=True, ylabel="all voxels (%)",
-                    title=f"learning curve (worlds {cfg['curve_worlds']})")
+if curves:
+    plot_learning_curve(curves, ax=axes[2], logx=True, ylabel="all voxels (%)",
+                        title=f"learning curve (worlds {cfg['curve_worlds']})")
+else:  # the stored run may lack the curve (see missing_fits)
+    axes[2].text(0.5, 0.5, "learning curve not run", ha="center", transform=axes[2].transAxes)
 plt.show()
 
 # %%

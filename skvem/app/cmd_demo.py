@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
     demo.add_argument("--quick", action="store_true", help="smaller run, about one minute on 2 CPU cores")
     demo.add_argument("--from-scratch", action="store_true",
                       help="also fine-tune the randomly initialised CNN with and without language")
-    demo.add_argument("--n-images", type=int, help="number of scenes (default 1000, quick 500)")
+    demo.add_argument("--n-images", type=int, help="number of scenes (default 600, quick 300)")
     demo.add_argument("--folds", type=int, help="cross-validation folds (default 3)")
-    demo.add_argument("--epochs", type=int, help="training epochs per fit (default 10, quick 5)")
+    demo.add_argument("--epochs", type=int, help="training epochs per fit (default 8, quick 4)")
     demo.add_argument("--alignment-weight", type=float, help="weight of the contrastive loss (default 0.1)")
     demo.add_argument("--device", default="auto", help="torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     demo.add_argument("--seed", type=int, help="random seed of data, folds and training (default 0)")
