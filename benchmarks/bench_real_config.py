@@ -56,7 +56,7 @@ def run(quick=False):
     # 10 % of the training images are held out for the report (--validation-fraction).
     n_fit = n_train - round(0.1 * n_train)
     return {
-        "command": "skvem " + " ".join(a if "/" not in a else "<tmp>" for a in argv),
+        "command": "skvem " + " ".join(str(a) if "/" not in str(a) else "<tmp>" for a in argv),
         "n_train": n_train, "n_test": N_TEST, "epochs": epochs, "wall_seconds": wall,
         "peak_rss_gb": peak_kb / 2**20,
         "train_images_per_second_end_to_end": n_fit * epochs / wall,

@@ -92,8 +92,9 @@ class AlignedImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     epochs : int, default=10
         Training epochs, both stages together. In the alignment study
         (``benchmarks/bench_alignment.py``, 400-scene training folds, 8
-        epochs) every fine-tuning of the small CNN kept epoch 7 or 8, so 10
-        is a cap that the validation loss, not the budget, should end.
+        epochs) the pretrained small CNN kept epoch 7 or 8 in every fit and
+        the random one epochs 4-7; early stopping never triggered, so 10 is a
+        cap that the validation loss, not the budget, should end.
     frozen_epochs : int or "auto", default="auto"
         Epochs of the first stage (heads only, backbone frozen). ``"auto"``:
         0 for randomly initialised backbones, else ``max(1, epochs // 5)``
