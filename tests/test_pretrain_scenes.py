@@ -163,3 +163,11 @@ def test_auto_fine_tunes_the_pretrained_small_cnn_at_full_rate():
     auto = features("auto")
     np.testing.assert_array_equal(auto, features(1.0))  # the study's choice for this backbone
     assert not np.allclose(auto, features(0.01))
+
+
+def test_every_pretrain_scenes_option_is_explained():
+    from skvem.app.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices["pretrain-scenes"]
+    for action in sub._actions:
+        assert action.help, f"pretrain-scenes {action.option_strings or action.dest} has no help"
