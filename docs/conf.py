@@ -31,6 +31,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "skvem_docs_cli",  # sphinxext/: the --help text of the skvem command
+    "skvem_docs_refs",  # sphinxext/: link skvem objects by any importable path
 ]
 
 templates_path = ["_templates"]
@@ -100,19 +101,23 @@ html_theme_options = {
 html_context = {"default_mode": "light"}
 
 
-# -- members inherited from scikit-learn ---------------------------------------
+# -- members inherited from scikit-learn and torch -----------------------------
 # The estimators inherit a dozen methods from scikit-learn's mixins. The
 # everyday ones are documented; the rest (metadata routing, set_output, ...)
 # point at labels of scikit-learn's own user guide, which do not exist here.
+# The torch modules (AlignedNet) inherit all of nn.Module, whose docstrings are
+# written for torch's own docs build: those are torch's to document.
 _SKLEARN_MEMBERS_SHOWN = {"get_params", "set_params", "fit_transform", "fit_predict", "score"}
 
 
-def _skip_sklearn_members(app, what, name, obj, skip, options):
+def _skip_inherited_members(app, what, name, obj, skip, options):
     module = getattr(obj, "__module__", None) or ""
     if module.startswith("sklearn.") and name not in _SKLEARN_MEMBERS_SHOWN:
+        return True
+    if module.startswith("torch."):
         return True
     return None
 
 
 def setup(app):
-    app.connect("autodoc-skip-member", _skip_sklearn_members)
+    app.connect("autodoc-skip-member", _skip_inherited_members)

@@ -59,7 +59,7 @@ for roi, s in summary.items():
 
 # %%
 # Aligned-only vs frozen-only predictions, with a bootstrap CI over test images
-# ----------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 train, test = np.arange(350), np.arange(350, 500)
 predictions = {name: VoxelRidgeCV().fit(X[train], fmri[train]).predict(X[test])
                for name, X in spaces.items()}
