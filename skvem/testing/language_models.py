@@ -147,6 +147,19 @@ def make_images(n, *, seed=0, shapes=None):
     return [_image_like(seed * 1000 + i, tuple(shapes[i % len(shapes)])) for i in range(n)]
 
 
+# One tiny transformer size for every tower (text or vision, any family).
+_TINY_LAYERS = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                    initializer_range=0.5)
+# A 32 px image seen as 4 x 4 patches of 8 px.
+_TINY_VISION = dict(_TINY_LAYERS, image_size=32, patch_size=8)
+
+
+def _save(folder, model, processor):
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return Path(folder)
+
+
 def make_tiny_blip(folder, *, seed=0):
     """Write a random BLIP captioner and its processor; return the folder."""
     import torch
@@ -162,27 +175,15 @@ def make_tiny_blip(folder, *, seed=0):
     tok = BertTokenizer(vocab=vocab, bos_token="[DEC]")
     cfg = BlipConfig(
         text_config=dict(
+            _TINY_LAYERS,
             vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
             max_position_embeddings=64,
-            initializer_range=0.5,
             bos_token_id=vocab["[DEC]"],
             pad_token_id=0,
             sep_token_id=vocab["[SEP]"],
             eos_token_id=vocab["[SEP]"],
         ),
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-            initializer_range=0.5,
-        ),
+        vision_config=dict(_TINY_VISION),
         projection_dim=32,
         image_text_hidden_size=32,
     )
@@ -191,16 +192,13 @@ def make_tiny_blip(folder, *, seed=0):
     proc = BlipProcessor(
         image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok
     )
-    model.save_pretrained(folder)
-    proc.save_pretrained(folder)
-    return Path(folder)
+    return _save(folder, model, proc)
 
 
 def _llama_text_config(vocab, eos, **sizes):
     from transformers import LlamaConfig
 
-    settings = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.5)
+    settings = dict(_TINY_LAYERS, num_key_value_heads=2, max_position_embeddings=512)
     settings.update(sizes)
     return LlamaConfig(vocab_size=len(vocab), pad_token_id=0, bos_token_id=vocab["[CLS]"],
                        eos_token_id=eos, **settings)
@@ -210,8 +208,7 @@ def _llama_text_config(vocab, eos, **sizes):
 #: architecture of SmolVLM-256M-Instruct (random weights) for speed benchmarks.
 SMOLVLM_PRESETS = {
     "tiny": dict(
-        vision=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                    image_size=32, patch_size=8, initializer_range=0.5),
+        vision=dict(_TINY_VISION),
         text=dict(), scale_factor=2, image_seq_len=4, vocab_size=None,
         size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, splitting=True,
     ),
@@ -273,9 +270,7 @@ def make_tiny_smolvlm(folder, *, seed=0, preset="tiny"):
         image_seq_len=sizes["image_seq_len"],
         chat_template=CHAT_TEMPLATE,
     )
-    model.save_pretrained(folder)
-    proc.save_pretrained(folder)
-    return Path(folder)
+    return _save(folder, model, proc)
 
 
 def make_tiny_llava(folder, *, seed=0):
@@ -293,16 +288,7 @@ def make_tiny_llava(folder, *, seed=0):
     vocab = _bert_vocab(extra=["<image>", "<end_of_utterance>"])
     tok = BertTokenizer(vocab=vocab)
     tok.add_special_tokens({"additional_special_tokens": ["<image>", "<end_of_utterance>"]})
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-        projection_dim=32,
-        initializer_range=0.5,
-    )
+    vision = CLIPVisionConfig(**_TINY_VISION, projection_dim=32)
     cfg = LlavaConfig(
         vision_config=vision,
         text_config=_llama_text_config(vocab, vocab["<end_of_utterance>"]),
@@ -322,9 +308,7 @@ def make_tiny_llava(folder, *, seed=0):
         num_additional_image_tokens=1,
         chat_template=CHAT_TEMPLATE,
     )
-    model.save_pretrained(folder)
-    proc.save_pretrained(folder)
-    return Path(folder)
+    return _save(folder, model, proc)
 
 
 class LoggingCaptioner:
