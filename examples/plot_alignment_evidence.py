@@ -1,6 +1,6 @@
 """
 Does alignment with language help? The evidence study, drawn
-===========================================================
+============================================================
 
 ``benchmarks/bench_alignment.py`` fine-tunes the small CNN on simulated fMRI
 of several synthetic worlds (K-fold cross-validation, the same folds for
