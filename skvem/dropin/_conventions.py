@@ -14,7 +14,8 @@ from himalaya.backend import get_backend
 from himalaya.scoring import l2_neg_loss
 from himalaya.validation import _get_string_dtype
 
-__all__ = ["check_solver_params", "himalaya_outputs", "score_function"]
+__all__ = ["check_diagonalize_method", "check_solver_params", "himalaya_outputs",
+           "score_function"]
 
 
 def check_solver_params(unknown, estimator, solver, accepted):
@@ -23,6 +24,18 @@ def check_solver_params(unknown, estimator, solver, accepted):
         raise TypeError(
             f"solver_params {sorted(unknown)} are not parameters of {estimator}(solver="
             f"{solver!r}); it takes {', '.join(accepted)} (as himalaya's).")
+
+
+def check_diagonalize_method(diagonalize_method):
+    """ValueError unless himalaya's ``diagonalize_method`` is one of its names.
+
+    Both names run skvem's float64 eigendecomposition (a kernel is symmetric,
+    so its eigenvectors are also its singular vectors); the check keeps
+    himalaya's refusal of other values.
+    """
+    if diagonalize_method not in ("eigh", "svd"):
+        raise ValueError(f"Unknown diagonalize_method={diagonalize_method!r}; "
+                         "use 'eigh' or 'svd'.")
 
 
 def score_function(score_func):

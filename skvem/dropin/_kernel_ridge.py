@@ -4,7 +4,8 @@ from himalaya.backend import get_backend
 from himalaya.kernel_ridge import KernelRidgeCV as _HimalayaKernelRidgeCV
 from himalaya.scoring import l2_neg_loss
 
-from skvem.dropin._conventions import check_solver_params, himalaya_outputs, score_function
+from skvem.dropin._conventions import (check_diagonalize_method, check_solver_params,
+                                       himalaya_outputs, score_function)
 from skvem.encoding._kernel_solver import solve_kernel_ridge_cv
 
 __all__ = ["KernelRidgeCV", "solve_kernel_ridge_cv_himalaya"]
@@ -35,9 +36,7 @@ def solve_kernel_ridge_cv_himalaya(K, Y, alphas=1.0, score_func=l2_neg_loss, cv=
         Only when ``fit_intercept``.
     """
     check_solver_params(unknown, "KernelRidgeCV", "eigenvalues", _PARAMS)
-    if diagonalize_method not in ("eigh", "svd"):
-        raise ValueError(f"Unknown diagonalize_method={diagonalize_method!r}; "
-                         "use 'eigh' or 'svd'.")
+    check_diagonalize_method(diagonalize_method)
     B = get_backend()
     res = solve_kernel_ridge_cv(
         K, Y, B.to_numpy(B.asarray(alphas)), cv=cv, fit_intercept=fit_intercept,

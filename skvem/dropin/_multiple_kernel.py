@@ -5,7 +5,8 @@ from himalaya.kernel_ridge import MultipleKernelRidgeCV as _HimalayaMultipleKern
 from himalaya.scoring import l2_neg_loss
 from himalaya.validation import _get_string_dtype
 
-from skvem.dropin._conventions import check_solver_params, score_function
+from skvem.dropin._conventions import (check_diagonalize_method, check_solver_params,
+                                       score_function)
 from skvem.encoding._multiple_kernel_solver import solve_multiple_kernel_ridge_cv
 
 __all__ = ["MultipleKernelRidgeCV", "solve_multiple_kernel_ridge_random_search_himalaya"]
@@ -35,8 +36,7 @@ def solve_multiple_kernel_ridge_random_search_himalaya(
     if return_weights != "dual" or Xs is not None:
         raise ValueError("skvem.dropin's random search returns dual weights only "
                          f"(return_weights='dual', Xs=None); got return_weights={return_weights!r}.")
-    if diagonalize_method not in ("eigh", "svd"):
-        raise ValueError(f"Unknown diagonalize_method={diagonalize_method!r}; use 'eigh' or 'svd'.")
+    check_diagonalize_method(diagonalize_method)
     B = get_backend()
     res = solve_multiple_kernel_ridge_cv(
         Ks, Y, B.to_numpy(B.asarray(alphas)).reshape(-1), n_iter=B.to_numpy(n_iter) if hasattr(

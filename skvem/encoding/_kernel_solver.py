@@ -37,10 +37,10 @@ the largest alpha within one standard deviation of the best
 from typing import NamedTuple, Optional
 
 import numpy as np
-from sklearn.model_selection import check_cv
 
 from skvem._utils.progress import progress
 from skvem.encoding._backends import resolve_backend
+from skvem.encoding._inputs import check_alphas, check_splits
 from skvem.encoding._ridge_solver import _eigh, _select_alphas, _sum_squares_axis1
 
 __all__ = ["KernelRidgeCVResult", "select_best_alphas", "solve_kernel_ridge_cv"]
@@ -290,14 +290,13 @@ def solve_kernel_ridge_cv(K, Y, alphas, *, cv=5, fit_intercept=False, score_func
     if K64.ndim != 2 or K64.shape[1] != n or Y.ndim != 2 or Y.shape[0] != n:
         raise ValueError(f"K must be (n_samples, n_samples) and Y (n_samples, n_targets); "
                          f"got {tuple(K64.shape)} and {tuple(Y.shape)}.")
-    alphas = np.asarray(alphas, dtype=np.float64).reshape(-1)
-    if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
-        raise ValueError(f"alphas must be finite and > 0; got {alphas}.")
+    alphas = check_alphas(alphas)
     n_targets, n_alphas = Y.shape[1], alphas.size
-    splits = [(np.asarray(tr), np.asarray(te)) for tr, te in check_cv(cv).split(np.empty((n, 1)))]
+    splits = check_splits(cv, np.empty((n, 1)))
     for tr, te in splits:
-        if len(tr) == 0 or len(te) == 0 or np.intersect1d(tr, te).size:
-            raise ValueError("cv must give non-empty, disjoint training and validation sets; "
+        # The hold-out identity holds only for held-out samples outside the training set.
+        if np.intersect1d(tr, te).size:
+            raise ValueError("cv must give disjoint training and validation sets; "
                              "check the cv argument.")
 
     # Y (and Z = Q^T Y, as large) live on the device unless Y_in_cpu.

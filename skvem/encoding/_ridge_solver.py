@@ -35,6 +35,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from skvem._utils.progress import progress
 from skvem.encoding._backends import BACKENDS, resolve_backend  # noqa: F401 (re-exported)
 from skvem.encoding._inputs import check_alphas, check_splits
 
@@ -405,11 +406,7 @@ def solve_ridge_cv(X, Y, alphas, *, cv=5, fit_intercept=True, solver="auto",
     buf_Ytr = B.zeros_like(ref, shape=(max_train * n_targets_batch,))
     buf_Z = B.zeros_like(ref, shape=(rank * n_targets_batch,))
 
-    batches = range(0, n_targets, n_targets_batch)
-    if progress_bar:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, total=math.ceil(n_targets / n_targets_batch),
+    batches = progress(range(0, n_targets, n_targets_batch), verbose=progress_bar,
                        desc="VoxelRidgeCV target batches", unit="batch")
     for start in batches:
         sl = slice(start, min(start + n_targets_batch, n_targets))
