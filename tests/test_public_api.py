@@ -179,3 +179,9 @@ def test_no_module_over_500_lines():
     }
     over = {rel: n for rel, n in lines.items() if n > MAX_LINES}
     assert not over, f"split these modules (lines per file under skvem/): {over}"
+
+
+def test_version_matches_pyproject():
+    # No tomllib: Python 3.10 is supported.
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^version = "([^"]+)"$', text, flags=re.MULTILINE).group(1) == skvem.__version__
