@@ -37,3 +37,11 @@ def test_section_underlines_are_long_enough(path):
 def test_the_check_finds_a_short_underline():
     assert list(_short_underlines(["Title", "===="])) == [(2, "Title")]
     assert not list(_short_underlines(["Title", "=====", "", "Next", "----", "text"]))
+
+
+def test_cli_page_shows_the_help_of_every_subcommand():
+    from skvem.app.cli import COMMANDS
+
+    text = (ROOT / "docs" / "user_guide" / "cli.rst").read_text(encoding="utf-8")
+    shown = set(re.findall(r"^\.\. skvem-help:: (\S+)$", text, flags=re.MULTILINE))
+    assert set(COMMANDS) <= shown, f"docs/user_guide/cli.rst lacks {sorted(set(COMMANDS) - shown)}"
