@@ -58,9 +58,18 @@ def test_demo_checks_every_setting_before_any_model_runs(argv, message, capsys, 
     assert message in capsys.readouterr().err
 
 
+def test_demo_runs_the_from_scratch_pair_except_when_quick():
+    from skvem.app.demo import DemoSettings
+
+    assert DemoSettings().from_scratch and not DemoSettings.quick().from_scratch
+    args = build_parser().parse_args(["demo", "--quick", "--from-scratch"])
+    assert args.from_scratch is True
+    assert build_parser().parse_args(["demo"]).from_scratch is None  # the settings decide
+
+
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--n-images", "46", "--folds", "2", "--epochs", "1",
+    code = main(["demo", "--n-images", "46", "--folds", "2", "--epochs", "1", "--no-from-scratch",
                  "--no-progress", "--out", str(out)])
     assert code == 0
     table = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from skvem.app._common import CommandError, check_output_path
@@ -21,16 +22,17 @@ def add_parser(sub) -> None:
             "the small CNN pretrained CLIP-style on scenes of another world (pretrained='scenes'), "
             "frozen + ridge; the same CNN fine-tuned on the fMRI without language; fine-tuned "
             "with the contrastive loss towards all-MiniLM-L6-v2 embeddings of the scene "
-            "descriptions (LLM-VEM); the negative control aligned to shuffled descriptions; with "
-            "--from-scratch, the same pair from a random initialisation; and a ridge on the ground-truth latents "
+            "descriptions (LLM-VEM); the negative control aligned to shuffled descriptions; the same "
+            "pair from a random initialisation (not with --quick); and a ridge on the ground-truth latents "
             "(oracle). Prints noise-normalised scores per ROI and the per-fold paired effect of "
             "alignment, and writes results.json and results.png to --out."
         ),
     )
     demo.add_argument("--out", default="skvem-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--quick", action="store_true", help="smaller run, about one minute on 2 CPU cores")
-    demo.add_argument("--from-scratch", action="store_true",
-                      help="also fine-tune the randomly initialised CNN with and without language")
+    demo.add_argument("--from-scratch", action=argparse.BooleanOptionalAction, default=None,
+                      help="also fine-tune the randomly initialised CNN with and without language "
+                      "(default: yes, except with --quick)")
     demo.add_argument("--n-images", type=int, help="number of scenes (default 600, quick 300)")
     demo.add_argument("--folds", type=int, help="cross-validation folds (default 3)")
     demo.add_argument("--epochs", type=int, help="training epochs per fit (default 8, quick 4)")
@@ -55,7 +57,7 @@ def run(args) -> int:
         for key, value in dict(
             n_images=args.n_images, folds=args.folds, epochs=args.epochs,
             alignment_weight=args.alignment_weight, seed=args.seed,
-            from_scratch=args.from_scratch or None,
+            from_scratch=args.from_scratch,
         ).items()
         if value is not None
     }
