@@ -218,7 +218,7 @@ def test_bad_input_at_fit_and_predict_time():
     model = _model().fit(Xs, Y)
     with pytest.raises(ValueError, match="fitted with"):
         model.predict([Xs[1], Xs[0]])
-    with pytest.raises(ValueError, match="same number of voxels"):
+    with pytest.raises(ValueError, match="y has 3 voxels but the model predicts 5"):
         model.score(Xs, Y[:, :3])
 
 

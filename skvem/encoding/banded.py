@@ -17,12 +17,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skvem._utils.validation import check_features, check_fmri, check_int
 from skvem.encoding._banded_solver import DEFAULT_CONCENTRATION, solve_banded_ridge_cv
 from skvem.encoding.ridge import DEFAULT_ALPHAS, VoxelRidgeCV
-from skvem.metrics import pearson_r
+from skvem.encoding._voxel_scores import VoxelScoreMixin
 
 __all__ = ["BandedVoxelRidgeCV"]
 
 
-class BandedVoxelRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class BandedVoxelRidgeCV(VoxelScoreMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Banded ridge: one regularisation per feature space per voxel, chosen by CV.
 
     For each voxel ``j`` and feature spaces ``X_1, ..., X_m``, solves::
@@ -379,44 +379,3 @@ array-like of shape (n_samples, n_features)
         y_pred = parts.sum(0)
         y_pred += np.float32(self.intercept_) if np.ndim(self.intercept_) == 0 else self.intercept_
         return y_pred
-
-    def score_voxels(self, X, y):
-        """Pearson correlation between measured and predicted responses, per voxel.
-
-        Parameters
-        ----------
-        X : list of array-like or array-like
-            Feature spaces, as in :meth:`fit`.
-        y : array-like of shape (n_samples, n_voxels) or (n_samples,)
-            Measured responses.
-
-        Returns
-        -------
-        r : ndarray of shape (n_voxels,)
-            Correlation of each voxel (0 for a constant voxel).
-        """
-        return np.atleast_1d(pearson_r(y, self.predict(X)))
-
-    def score(self, X, y):
-        """Mean Pearson correlation over voxels (not R^2), as ``VoxelRidgeCV.score``.
-
-        Parameters
-        ----------
-        X : list of array-like or array-like
-            Feature spaces, as in :meth:`fit`.
-        y : array-like of shape (n_samples, n_voxels) or (n_samples,)
-            Measured responses.
-
-        Returns
-        -------
-        score : float
-            Mean over voxels of :meth:`score_voxels`.
-        """
-        return float(np.mean(self.score_voxels(X, y)))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.single_output = True
-        tags.target_tags.multi_output = True
-        tags.input_tags.sparse = False
-        return tags
