@@ -185,3 +185,21 @@ def test_version_matches_pyproject():
     # No tomllib: Python 3.10 is supported.
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r'^version = "([^"]+)"$', text, flags=re.MULTILINE).group(1) == skvem.__version__
+
+
+@pytest.mark.parametrize("name, attribute", [
+    ("CaptionTransformer", "_captioner_"), ("CLIPTextEmbedder", "_encoder_"),
+    ("SentenceEmbedder", "_encoder_"), ("ImageFeaturizer", "_backbone"),
+])
+def test_pickling_leaves_the_loaded_model_of_the_live_estimator(name, attribute):
+    # On Python >= 3.11 object.__getstate__ returns the live __dict__: popping
+    # from it would unload the model of the estimator being pickled (joblib
+    # does that for every parallel fold), not only leave it out of the copy.
+    import pickle
+
+    estimator = getattr(skvem, name)()
+    loaded = object()
+    setattr(estimator, attribute, loaded)
+    copy = pickle.loads(pickle.dumps(estimator))
+    assert getattr(estimator, attribute) is loaded
+    assert not hasattr(copy, attribute)

@@ -482,7 +482,7 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         )
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # may be the live __dict__ itself
         # Pretrained weights are reloaded on demand, never pickled.
         state.pop("_captioner_", None)
         state.pop("_captioner_key", None)

@@ -119,7 +119,7 @@ class _TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return self.embedding_dim_
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # may be the live __dict__ itself
         # Pretrained weights are reloaded on demand, never pickled.
         state.pop("_encoder_", None)
         state.pop("_encoder_key", None)
