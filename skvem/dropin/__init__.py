@@ -1,7 +1,8 @@
 """himalaya's estimators on skvem's solvers: a one-import-line swap for existing scripts.
 
-:class:`RidgeCV`, :class:`KernelRidgeCV` and :class:`MultipleKernelRidgeCV`
-(random search) take himalaya's constructor
+:class:`RidgeCV`, :class:`BandedRidgeCV` (alias ``GroupRidgeCV``),
+:class:`KernelRidgeCV` and :class:`MultipleKernelRidgeCV` (both banded models
+by random search) take himalaya's constructor
 arguments (``alphas`` first, ``fit_intercept=False``, ``solver``,
 ``solver_params``, ``Y_in_cpu``, ``force_cpu``; ``kernel`` and
 ``kernel_params``) and follow its conventions (``score`` returns one R^2 per
@@ -13,8 +14,8 @@ becomes::
 
     from skvem.dropin import KernelRidgeCV
 
-with nothing else changed. himalaya's kernelizers, which compute kernels and
-fit nothing, are re-exported so that the same line can import them.
+with nothing else changed. himalaya's kernelizers and ``ColumnTransformerNoStack``,
+which transform and fit nothing, are re-exported so that the same line can import them.
 
 These names are not exported from :mod:`skvem` itself: ``RidgeCV`` would
 shadow scikit-learn's in ``from skvem import *`` scripts, and skvem's own
@@ -22,10 +23,13 @@ estimator (:class:`skvem.VoxelRidgeCV`) keeps scikit-learn's scalar ``score``.
 """
 
 from himalaya.kernel_ridge import ColumnKernelizer, Kernelizer, make_column_kernelizer
+from himalaya.ridge import ColumnTransformerNoStack, make_column_transformer_no_stack
 
+from skvem.dropin._banded import BandedRidgeCV, GroupRidgeCV
 from skvem.dropin._kernel_ridge import KernelRidgeCV
 from skvem.dropin._multiple_kernel import MultipleKernelRidgeCV
 from skvem.dropin._ridge import RidgeCV
 
-__all__ = ["ColumnKernelizer", "KernelRidgeCV", "Kernelizer", "MultipleKernelRidgeCV", "RidgeCV",
-           "make_column_kernelizer"]
+__all__ = ["BandedRidgeCV", "ColumnKernelizer", "ColumnTransformerNoStack", "GroupRidgeCV",
+           "KernelRidgeCV", "Kernelizer", "MultipleKernelRidgeCV", "RidgeCV",
+           "make_column_kernelizer", "make_column_transformer_no_stack"]
