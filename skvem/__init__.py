@@ -13,7 +13,7 @@ load torch until an estimator is needed.
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "ImageSet": "skvem.images",
