@@ -7,7 +7,25 @@ from collections import OrderedDict
 
 from skvem._utils.torch_utils import free_accelerator_memory
 
-__all__ = ["memoized", "release_models"]
+__all__ = ["PicklesWithoutLoadedModels", "memoized", "release_models"]
+
+
+class PicklesWithoutLoadedModels:
+    """Leave the models an estimator loads on demand out of its pickle.
+
+    Pretrained weights (GBs for a captioner) are reloaded from their source
+    when needed; trained state is kept. Subclasses name the attributes in
+    ``_loaded_attributes``. List this mixin before ``BaseEstimator``.
+    """
+
+    _loaded_attributes: tuple = ()
+
+    def __getstate__(self):
+        # A copy: on Python 3.11+ the base state may be the live __dict__.
+        state = dict(super().__getstate__())
+        for name in self._loaded_attributes:
+            state.pop(name, None)
+        return state
 
 
 _models: OrderedDict[tuple, object] = OrderedDict()

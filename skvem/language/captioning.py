@@ -43,6 +43,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from skvem._utils.cache import resolve_cache
+from skvem._utils.model_memo import PicklesWithoutLoadedModels
 from skvem._utils.progress import progress
 from skvem._utils.validation import check_int
 from skvem.images import ImageSet, as_imageset
@@ -86,7 +87,7 @@ def _callable_identity(func):
     return f"callable:{name}#{code_key}", True, ""
 
 
-class CaptionTransformer(TransformerMixin, BaseEstimator):
+class CaptionTransformer(PicklesWithoutLoadedModels, TransformerMixin, BaseEstimator):
     """Describe images with a vision-language model (or any captioner).
 
     Parameters
@@ -189,6 +190,9 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
     >>> captioner = CaptionTransformer(prompt="Describe this image in detail.")  # doctest: +SKIP
     >>> captioner.fit_transform(images)  # doctest: +SKIP
     """
+
+    # The captioner is reloaded from `model` on demand, never pickled.
+    _loaded_attributes = ("_captioner_", "_captioner_key")
 
     def __init__(
         self,
@@ -480,13 +484,6 @@ class CaptionTransformer(TransformerMixin, BaseEstimator):
         return lambda pil: model(
             pil, prompt=prompt, max_new_tokens=max_new, num_beams=beams, generate_kwargs=kwargs
         )
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # may be the live __dict__ itself
-        # Pretrained weights are reloaded on demand, never pickled.
-        state.pop("_captioner_", None)
-        state.pop("_captioner_key", None)
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -24,14 +24,19 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from skvem._utils.model_memo import PicklesWithoutLoadedModels
 from skvem.language._chunking import LONG_TEXT_OPTIONS, embed_texts
 from skvem._utils.validation import check_bool, check_int, check_texts
 
 __all__ = ["CLIPTextEmbedder", "SentenceEmbedder"]
 
 
-class _TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _TextEmbedder(PicklesWithoutLoadedModels, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                    BaseEstimator):
     """What the two embedders share: validation, chunking, lazy loading, pickling."""
+
+    # The encoder is reloaded from `model` on demand, never pickled.
+    _loaded_attributes = ("_encoder_", "_encoder_key")
 
     def _check_params(self):
         name = type(self).__name__
@@ -117,13 +122,6 @@ class _TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     @property
     def _n_features_out(self):
         return self.embedding_dim_
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # may be the live __dict__ itself
-        # Pretrained weights are reloaded on demand, never pickled.
-        state.pop("_encoder_", None)
-        state.pop("_encoder_key", None)
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -8,13 +8,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from skvem._utils.model_memo import PicklesWithoutLoadedModels
 from skvem.images import as_imageset
 from skvem.vision._params import DEFAULT_BACKBONE, check_common
 
 __all__ = ["ImageFeaturizer"]
 
 
-class ImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class ImageFeaturizer(PicklesWithoutLoadedModels, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                      BaseEstimator):
     """Frozen features of a pretrained (or random) image backbone.
 
     The no-language baseline of an encoding model: every image goes through
@@ -105,6 +107,9 @@ class ImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     >>> feat.fit_transform(images).shape
     (8, 256)
     """
+
+    # The backbone is rebuilt from the parameters on demand, never pickled.
+    _loaded_attributes = ("_backbone",)
 
     def __init__(
         self,
@@ -291,11 +296,6 @@ class ImageFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             desc=f"features ({bb.name})",
             what="ImageFeaturizer",
         )
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # may be the live __dict__ itself
-        state.pop("_backbone", None)  # rebuilt from the parameters on demand
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
